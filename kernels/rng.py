@@ -1,0 +1,375 @@
+"""Philox4x32-10 counter-based random numbers (Salmon et al. 2011, Random123).
+
+Every number is a pure function of ``(key, block, network, position)``:
+
+- key   ``k1:k0``  = 64-bit key from ``seed_key(root_seed)`` (``k0`` low 32 bits);
+- counter ``c0`` = ``position + i`` (the i-th Philox counter of this call),
+          ``c1`` = network index within the block (low 32 bits),
+          ``c3:c2`` = block index (64 bit, ``c2`` low 32 bits).
+
+One counter value gives four 32-bit words ``x0..x3`` and from them
+
+- 2 uniforms (53 bit): ``u_a`` from ``(x0, x1)``, ``u_b`` from ``(x2, x3)``;
+- 2 normals (Box-Muller): ``r = sqrt(-2 log(1 - u_a))``, ``z0 = r cos(2 pi u_b)``,
+  ``z1 = r sin(2 pi u_b)``;  ``1 - u_a`` lies in ``(0, 1]`` so the log is finite;
+- 128 signs: bit ``b`` of word ``x_w`` gives sign ``32 w + b``; a set bit is ``-1.0``.
+
+A fill writes consecutive counters starting at ``position``; an ``out`` of odd length drops
+the last counter's second value. ``position + n_counters`` must stay below ``2**32``
+(``c0`` is 32 bit; the fill raises otherwise rather than wrap into a repeated stream).
+
+Numba typing trap: ``int64 * uint64`` is float64 in Numba, so every public function casts
+its integer arguments to ``np.uint64`` first and all constants are ``np.uint64``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+from .jit import inline, kernel
+
+__all__ = [
+    "seed_key",
+    "philox4x32_10",
+    "fill_normals",
+    "fill_uniforms",
+    "fill_signs",
+]
+
+# Random123 Philox4x32 constants.
+_M0 = np.uint64(0xD2511F53)
+_M1 = np.uint64(0xCD9E8D57)
+_W0 = np.uint64(0x9E3779B9)
+_W1 = np.uint64(0xBB67AE85)
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SH32 = np.uint64(32)
+_SH5 = np.uint64(5)
+_SH6 = np.uint64(6)
+_TWO26 = 67108864.0  # 2**26
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_TWO_PI = 2.0 * np.pi
+_C0_LIMIT = np.uint64(1 << 32)
+_ONE = np.uint64(1)
+
+_U64 = (1 << 64) - 1
+
+
+def seed_key(root_seed: int) -> np.uint64:
+    """64-bit Philox key from a root seed: splitmix64(root_seed).
+
+    ``root_seed`` is any integer in ``[0, 2**64)``. splitmix64 (Steele, Lea & Flood 2014)
+    spreads nearby seeds (0, 1, 2, ...) over unrelated keys.
+    """
+    seed = int(root_seed)
+    if not 0 <= seed <= _U64:
+        raise ValueError(f"root_seed must be in [0, 2**64), got {root_seed}")
+    z = (seed + 0x9E3779B97F4A7C15) & _U64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
+    return np.uint64(z ^ (z >> 31))
+
+
+@inline
+def _round(c0, c1, c2, c3, k0, k1):
+    # One Philox S-box round. All operands are uint64 holding 32-bit values, so each
+    # product is an exact 32x32->64 multiply (vpmuludq once vectorised).
+    p0 = _M0 * c0
+    p1 = _M1 * c2
+    return (
+        (p1 >> _SH32) ^ c1 ^ k0,
+        p1 & _MASK32,
+        (p0 >> _SH32) ^ c3 ^ k1,
+        p0 & _MASK32,
+    )
+
+
+@inline
+def _philox(c0, c1, c2, c3, k0, k1):
+    # Ten rounds, key bumped (mod 2**32) between rounds: the Random123 schedule.
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+    k0 = (k0 + _W0) & _MASK32
+    k1 = (k1 + _W1) & _MASK32
+    return _round(c0, c1, c2, c3, k0, k1)
+
+
+@kernel
+def philox4x32_10(counter, key):
+    """Raw Philox4x32-10 block: ``counter`` (4,) and ``key`` (2,) uint32-valued -> (4,) uint64.
+
+    For known-answer tests and debugging; the fills inline the same rounds.
+    """
+    x0, x1, x2, x3 = _philox(
+        np.uint64(counter[0]), np.uint64(counter[1]), np.uint64(counter[2]),
+        np.uint64(counter[3]), np.uint64(key[0]), np.uint64(key[1]),
+    )
+    out = np.empty(4, dtype=np.uint64)
+    out[0] = x0
+    out[1] = x1
+    out[2] = x2
+    out[3] = x3
+    return out
+
+
+# --- vectorisable log and sin/cos -----------------------------------------------------------
+# libm's log / sin / cos are opaque scalar calls that stop LLVM from vectorising the fill
+# loop. These are the fdlibm (Sun, 1993) algorithms without their special-case branches,
+# valid on the ranges used here; FMA contraction only makes them more accurate. Their error
+# against numpy is measured in tests/test_rng.py (<= 1 ulp-ish).
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    # Reinterpret a float64 as int64 (no conversion); vectorises to nothing.
+    if isinstance(x, types.Float) and x.bitwidth == 64:
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.IntType(64))
+
+        return types.int64(types.float64), codegen
+    return None
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    # Reinterpret an int64 as float64.
+    if isinstance(x, types.Integer) and x.bitwidth == 64:
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+
+        return types.float64(x), codegen
+    return None
+
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT_HALF_SHIFT = np.int64(0x3FF0000000000000 - 0x3FE6A09E00000000)
+_SQRT_HALF_BITS = np.int64(0x3FE6A09E00000000)
+_MANT_MASK = np.int64(0x000FFFFFFFFFFFFF)
+_I52 = np.int64(52)
+_I1023 = np.int64(1023)
+
+
+@inline
+def _log(x):
+    # Natural log for normal positive finite x (fdlibm e_log.c): x = 2**k * m with
+    # m in [sqrt(1/2), sqrt(2)), log(m) = f - f**2/2 + s (f**2/2 + R(s**2)), s = f / (2 + f).
+    ix = _f64_bits(x) + _SQRT_HALF_SHIFT
+    dk = np.float64(np.int32((ix >> _I52) - _I1023))
+    f = _bits_f64((ix & _MANT_MASK) + _SQRT_HALF_BITS) - 1.0
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    return s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+
+
+_SIN1 = -1.66666666666666324348e-01
+_SIN2 = 8.33333333332248946124e-03
+_SIN3 = -1.98412698298579493134e-04
+_SIN4 = 2.75573137070700676789e-06
+_SIN5 = -2.50507602534068634195e-08
+_SIN6 = 1.58969099521155010221e-10
+_COS1 = 4.16666666666666019037e-02
+_COS2 = -1.38888888888741095749e-03
+_COS3 = 2.48015872894767294178e-05
+_COS4 = -2.75573143513906633035e-07
+_COS5 = 2.08757232129817482790e-09
+_COS6 = -1.13596475577881948265e-11
+_HALF_PI = 0.5 * np.pi
+
+
+@inline
+def _sincos_2pi(u):
+    # (sin, cos)(2 pi u) for u in [0, 1). Exact reduction to a quadrant: y = 4u = q + f with
+    # integer q = round(y) and f in [-1/2, 1/2] (both exact for u on the 2**-53 grid), then
+    # x = f pi/2 in [-pi/4, pi/4] and the fdlibm kernels k_sin.c / k_cos.c.
+    y = 4.0 * u
+    qf = np.floor(y + 0.5)
+    x = (y - qf) * _HALF_PI
+    q = np.int64(qf)
+    z = x * x
+    w = z * z
+    rs = _SIN2 + z * (_SIN3 + z * _SIN4) + z * w * (_SIN5 + z * _SIN6)
+    s = x + z * x * (_SIN1 + z * rs)
+    rc = z * (_COS1 + z * (_COS2 + z * _COS3)) + w * w * (_COS4 + z * (_COS5 + z * _COS6))
+    hz = 0.5 * z
+    v = 1.0 - hz
+    c = v + (((1.0 - v) - hz) + z * rc)
+    # Rotate by q quarter turns: (sin, cos) -> (c, -s) -> (-s, -c) -> (-c, s).
+    odd = (q & 1) != 0
+    sin_out = c if odd else s
+    cos_out = s if odd else c
+    if (q & 2) != 0:
+        sin_out = -sin_out
+    if ((q + 1) & 2) != 0:
+        cos_out = -cos_out
+    return sin_out, cos_out
+
+
+@inline
+def _u53(hi, lo):
+    # 53-bit integer (hi >> 5) * 2**26 + (lo >> 6) in [0, 2**53) as float64, exact.
+    # Both parts fit in int32, so the conversion vectorises without 64-bit int->float.
+    return np.float64(np.int32(hi >> _SH5)) * _TWO26 + np.float64(np.int32(lo >> _SH6))
+
+
+@inline
+def _stream_words(key, block, network):
+    # Key words and the fixed counter words of one stream, all uint64 holding 32 bits.
+    key = np.uint64(key)
+    block = np.uint64(block)
+    return (
+        key & _MASK32,
+        key >> _SH32,
+        np.uint64(network) & _MASK32,
+        block & _MASK32,
+        block >> _SH32,
+    )
+
+
+@inline
+def _check_range(position, n_counters):
+    if np.uint64(position) + np.uint64(n_counters) > _C0_LIMIT:
+        raise ValueError("position + number of counters exceeds 2**32 (32-bit c0)")
+
+
+# Counters per chunk of fill_normals: 2 x 512 float64 = 8 KiB stays in L1 between stages.
+_CHUNK = 512
+
+
+@kernel
+def _uniform_pairs(buf, pos, c1, c2, c3, k0, k1):
+    # buf (2 m,): buf[2 i], buf[2 i + 1] = u_a, u_b of counter pos + i. Loop body depends
+    # only on i (no branch), so LLVM vectorises the 32x32->64 multiplies (vpmuludq).
+    # A separate function so that indices start at 0 and LLVM can prove them non-negative
+    # (otherwise Numba's wraparound check for negative indices blocks vectorisation).
+    for i in range(buf.shape[0] // 2):
+        x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        buf[2 * i] = _u53(x0, x1) * _TWO_M53
+        buf[2 * i + 1] = _u53(x2, x3) * _TWO_M53
+
+
+@inline
+def _box_muller(ua, ub):
+    # Two normals from two uniforms in [0, 1); 1 - ua in (0, 1] is exact, so log is finite.
+    r = np.sqrt(-2.0 * _log(1.0 - ua))
+    sn, cs = _sincos_2pi(ub)
+    return r * cs, r * sn
+
+
+@kernel
+def _box_muller_inplace(buf):
+    # buf (2 m,) of uniform pairs -> normal pairs, in place; vectorised like _uniform_pairs.
+    for i in range(buf.shape[0] // 2):
+        buf[2 * i], buf[2 * i + 1] = _box_muller(buf[2 * i], buf[2 * i + 1])
+
+
+@inline
+def _last_pair(pos, c1, c2, c3, k0, k1):
+    # Scalar (u_a, u_b) of one counter, for the odd tail; same arithmetic as _uniform_pairs.
+    x0, x1, x2, x3 = _philox(pos, c1, c2, c3, k0, k1)
+    return _u53(x0, x1) * _TWO_M53, _u53(x2, x3) * _TWO_M53
+
+
+@kernel
+def fill_normals(key, block, network, position, out):
+    """Fill ``out`` (n,) float64 with standard normals of stream ``(key, block, network)``.
+
+    ``out[j]`` is normal number ``2 * position + j`` of the stream; ``position`` counts Philox
+    counters (2 normals each). Two vectorised passes per chunk of 512 counters: Philox to
+    uniform pairs written into ``out``, then Box-Muller in place (fusing them in one loop
+    runs out of vector registers and is ~1.5x slower).
+    """
+    n = out.shape[0]
+    n_pairs = n // 2
+    _check_range(position, n_pairs + (n & 1))
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    for lo in range(0, n_pairs, _CHUNK):
+        hi = min(n_pairs, lo + _CHUNK)
+        buf = out[2 * lo:2 * hi]
+        _uniform_pairs(buf, pos + np.uint64(lo), c1, c2, c3, k0, k1)
+        _box_muller_inplace(buf)
+    if n & 1:
+        ua, ub = _last_pair(pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)
+        out[n - 1] = _box_muller(ua, ub)[0]
+
+
+@kernel
+def fill_uniforms(key, block, network, position, out):
+    """Fill ``out`` (n,) float64 with uniforms in [0, 1) (53 bit), 2 per counter."""
+    n = out.shape[0]
+    n_pairs = n // 2
+    _check_range(position, n_pairs + (n & 1))
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    _uniform_pairs(out[:2 * n_pairs], pos, c1, c2, c3, k0, k1)
+    if n & 1:
+        out[n - 1] = _last_pair(pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)[0]
+
+
+@inline
+def _signs_of_word(out, base, x, count):
+    # out[base + b] = -1.0 if bit b of x is set else +1.0, for b < count (<= 32).
+    for b in range(count):
+        out[base + b] = 1.0 - 2.0 * np.float64((x >> np.uint64(b)) & _ONE)
+
+
+@kernel
+def fill_signs(key, block, network, position, out):
+    """Fill ``out`` (n,) float64 with independent +-1.0 (Rademacher), 128 per counter.
+
+    ``out[j]`` uses bit ``j % 32`` of word ``(j // 32) % 4`` of counter ``position + j // 128``;
+    a set bit gives ``-1.0``.
+    """
+    n = out.shape[0]
+    n_ctr = (n + 127) // 128
+    _check_range(position, n_ctr)
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    for i in range(n_ctr):
+        x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        base = 128 * i
+        left = n - base  # > 0
+        _signs_of_word(out, base, x0, min(32, left))
+        _signs_of_word(out, base + 32, x1, min(32, max(0, left - 32)))
+        _signs_of_word(out, base + 64, x2, min(32, max(0, left - 64)))
+        _signs_of_word(out, base + 96, x3, min(32, max(0, left - 96)))

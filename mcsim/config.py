@@ -1,0 +1,309 @@
+"""Run configuration: TOML in, validated frozen dataclasses out.
+
+Every bad value raises :class:`ConfigError` whose message starts with the dotted key
+(``network.widths: ...``) and says what is allowed. The resolved configuration is
+canonical: ``Config.to_dict()`` has explicit per-layer lists and the input matrix, so that
+two configurations describing the same ensemble compare equal and can be stored in HDF5.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .activations import get_activation, names as activation_names
+from .inputs import resolve_inputs
+from .tomlw import dumps as toml_dumps
+
+SAMPLERS = ("markov", "dense")
+WEIGHTS = ("gaussian", "uniform", "rademacher")
+STATISTICS = ("metric", "vertex", "six_point")
+DEFAULT_BLOCK_SIZE = 1024
+DEFAULT_BINS = 64
+DEFAULT_CHECKPOINT_INTERVAL = 10.0
+
+_ALLOWED = {
+    "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b"},
+    "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
+    "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block"},
+    "output": {"path", "statistics", "layers", "checkpoint_interval"},
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or not allowed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    input_dim: int
+    widths: tuple[int, ...]
+    activation: dict            # {"name": ..., **parameters}, as accepted by get_activation
+    C_W: tuple[float, ...]      # one per layer, entry l-1 belongs to layer l
+    C_b: tuple[float, ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+    def fan_in(self, layer: int) -> int:
+        """n_{l-1} for layer l = 1..L."""
+        return self.input_dim if layer == 1 else self.widths[layer - 2]
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    networks: int
+    seed: int
+    sampler: str = "markov"
+    weights: str = "gaussian"
+    block_size: int = DEFAULT_BLOCK_SIZE
+    jackknife_bins: int = DEFAULT_BINS
+    first_block: int = 0        # blocks first_block, first_block+1, ... (split one seed over jobs)
+
+    @property
+    def blocks(self) -> int:
+        """Whole blocks needed for `networks` (the run rounds up to whole blocks)."""
+        return -(-self.networks // self.block_size)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    path: str | None = None
+    statistics: tuple[str, ...] = STATISTICS
+    layers: tuple[int, ...] = ()       # recorded layers; () means all
+    checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
+
+
+@dataclass(frozen=True, eq=False)
+class Config:
+    network: NetworkConfig
+    inputs: np.ndarray                  # (k, n_0), read-only
+    ensemble: EnsembleConfig
+    output: OutputConfig
+    inputs_source: dict = field(default_factory=dict)
+    source_path: str | None = None
+
+    @property
+    def k(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Recorded layers, 1-based, sorted."""
+        return self.output.layers or tuple(range(1, self.network.depth + 1))
+
+    def to_dict(self) -> dict:
+        """Canonical nested dict (plain Python types), loadable by `config_from_dict`."""
+        net = dataclasses.asdict(self.network)
+        net["widths"], net["C_W"], net["C_b"] = list(net["widths"]), list(net["C_W"]), list(net["C_b"])
+        out = dataclasses.asdict(self.output)
+        out["statistics"], out["layers"] = list(out["statistics"]), list(self.layers)
+        if out["path"] is None:
+            del out["path"]
+        return {
+            "network": net,
+            "inputs": {"values": self.inputs.tolist()},
+            "ensemble": dataclasses.asdict(self.ensemble),
+            "output": out,
+        }
+
+    def to_toml(self) -> str:
+        return toml_dumps(self.to_dict())
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def fingerprint(self) -> dict:
+        """Everything that changes the statistics or the accumulator layout.
+
+        Two runs can be resumed, extended or merged into one another exactly when their
+        fingerprints are equal (the seed is compared separately by `merge`)."""
+        d = self.to_dict()
+        d["ensemble"] = {k: v for k, v in d["ensemble"].items() if k != "networks"}
+        d["output"] = {k: d["output"][k] for k in ("statistics", "layers")}
+        return d
+
+    def replace(self, *, networks=None, seed=None, sampler=None, path=None) -> "Config":
+        ens, out = self.ensemble, self.output
+        if networks is not None:
+            ens = dataclasses.replace(ens, networks=_positive_int("ensemble.networks", networks))
+        if seed is not None:
+            ens = dataclasses.replace(ens, seed=_seed("ensemble.seed", seed))
+        if sampler is not None:
+            ens = dataclasses.replace(ens, sampler=sampler)
+            _check_sampler_weights(ens)
+        if path is not None:
+            out = dataclasses.replace(out, path=str(path))
+        return dataclasses.replace(self, ensemble=ens, output=out)
+
+
+# ---------------------------------------------------------------------------------------
+def load_config(path) -> Config:
+    """Read and validate a TOML run configuration. Relative input files resolve against
+    the config file's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(raw, base_dir=path.parent, source_path=str(path))
+
+
+def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a table")
+    unknown = set(raw) - set(_ALLOWED)
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section; allowed: {', '.join(_ALLOWED)}")
+    for section, allowed in _ALLOWED.items():
+        sec = raw.get(section, {})
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{section}: must be a table")
+        bad = set(sec) - allowed
+        if bad:
+            raise ConfigError(f"{section}.{sorted(bad)[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    if "network" not in raw:
+        raise ConfigError("network: section missing")
+    network = _network(raw["network"])
+    try:
+        inputs, source = resolve_inputs(raw.get("inputs", {}), network.input_dim, Path(base_dir))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    ensemble = _ensemble(raw.get("ensemble", {}))
+    output = _output(raw.get("output", {}), network.depth)
+    return Config(network, inputs, ensemble, output, source, source_path)
+
+
+def _network(sec: dict) -> NetworkConfig:
+    n0 = _positive_int("network.input_dim", _require(sec, "network", "input_dim"))
+    if "widths" in sec:
+        for key in ("width", "depth", "output_dim"):
+            if key in sec:
+                raise ConfigError(f"network.{key}: give either widths or width + depth, not both")
+        widths = sec["widths"]
+        if not isinstance(widths, list) or not widths:
+            raise ConfigError("network.widths: must be a non-empty list of positive integers")
+        widths = tuple(_positive_int(f"network.widths[{i}]", w) for i, w in enumerate(widths))
+    elif "width" in sec or "depth" in sec:
+        width = _positive_int("network.width", _require(sec, "network", "width"))
+        depth = _positive_int("network.depth", _require(sec, "network", "depth"))
+        out = _positive_int("network.output_dim", sec.get("output_dim", width))
+        widths = (width,) * (depth - 1) + (out,)
+    else:
+        raise ConfigError("network.widths: missing (give widths = [...] or width + depth)")
+    spec = sec.get("activation", "relu")
+    try:
+        act = get_activation(spec)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"network.activation: {exc}") from None
+    # canonical spec: the registry's name plus the parameters the user gave
+    activation = {"name": act.name}
+    if isinstance(spec, dict):
+        activation.update({k: v for k, v in spec.items() if k != "name"})
+    L = len(widths)
+    C_W = _per_layer("network.C_W", sec.get("C_W", 1.0), L, strictly_positive=True)
+    C_b = _per_layer("network.C_b", sec.get("C_b", 0.0), L, strictly_positive=False)
+    return NetworkConfig(n0, widths, activation, C_W, C_b)
+
+
+def _ensemble(sec: dict) -> EnsembleConfig:
+    networks = _positive_int("ensemble.networks", sec.get("networks", 100_000))
+    seed = _seed("ensemble.seed", sec.get("seed", 0))
+    sampler = sec.get("sampler", "markov")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
+    weights = sec.get("weights", "gaussian")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"ensemble.weights: {weights!r} is not allowed; allowed: {', '.join(WEIGHTS)}")
+    block_size = _positive_int("ensemble.block_size", sec.get("block_size", DEFAULT_BLOCK_SIZE))
+    bins = _positive_int("ensemble.jackknife_bins", sec.get("jackknife_bins", DEFAULT_BINS))
+    if bins < 2:
+        raise ConfigError("ensemble.jackknife_bins: must be at least 2 (error bars need two groups)")
+    first_block = sec.get("first_block", 0)
+    if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
+        raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")
+    ens = EnsembleConfig(networks, seed, sampler, weights, block_size, bins, first_block)
+    _check_sampler_weights(ens)
+    return ens
+
+
+def _check_sampler_weights(ens: EnsembleConfig) -> None:
+    if ens.sampler == "markov" and ens.weights != "gaussian":
+        raise ConfigError(
+            f"ensemble.weights: {ens.weights!r} needs sampler = \"dense\"; the markov sampler is "
+            "exact only for gaussian weights")
+
+
+def _output(sec: dict, depth: int) -> OutputConfig:
+    path = sec.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise ConfigError("output.path: must be a non-empty string")
+    stats = sec.get("statistics", list(STATISTICS))
+    if not isinstance(stats, list) or not stats:
+        raise ConfigError(f"output.statistics: must be a non-empty list from {', '.join(STATISTICS)}")
+    for s in stats:
+        if s not in STATISTICS:
+            raise ConfigError(f"output.statistics: {s!r} is not allowed; allowed: {', '.join(STATISTICS)}")
+    stats = tuple(s for s in STATISTICS if s in stats)          # canonical order
+    layers = sec.get("layers", "all")
+    if layers == "all":
+        layers = ()
+    elif isinstance(layers, list) and layers:
+        layers = tuple(sorted({_positive_int("output.layers", v) for v in layers}))
+        if layers[-1] > depth:
+            raise ConfigError(f"output.layers: layer {layers[-1]} does not exist; layers are 1..{depth}")
+    else:
+        raise ConfigError(f"output.layers: must be \"all\" or a list of layer numbers 1..{depth}")
+    interval = sec.get("checkpoint_interval", DEFAULT_CHECKPOINT_INTERVAL)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0 \
+            or not math.isfinite(interval):
+        raise ConfigError("output.checkpoint_interval: must be a positive number of seconds")
+    return OutputConfig(path, stats, layers, float(interval))
+
+
+# ---------------------------------------------------------------------------------------
+def _require(sec: dict, section: str, key: str) -> Any:
+    if key not in sec:
+        raise ConfigError(f"{section}.{key}: missing")
+    return sec[key]
+
+
+def _positive_int(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _seed(key: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+        raise ConfigError(f"{key}: must be an integer in [0, 2**63), got {value!r}")
+    return int(value)
+
+
+def _per_layer(key: str, value, depth: int, strictly_positive: bool) -> tuple[float, ...]:
+    values = value if isinstance(value, list) else [value] * depth
+    if len(values) != depth:
+        raise ConfigError(f"{key}: needs one value per layer ({depth}), got {len(values)}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{key}: must be a finite number or a list of them, got {v!r}")
+        if v < 0 or (strictly_positive and v == 0):
+            bound = "> 0" if strictly_positive else ">= 0"
+            raise ConfigError(f"{key}: must be {bound} (it is a variance), got {v!r}")
+        out.append(float(v))
+    return tuple(out)
+
+
+__all__ = ["Config", "ConfigError", "load_config", "config_from_dict", "activation_names"]

@@ -1,0 +1,74 @@
+"""Plain-text tables of results (`mcsim info`)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .results import Result
+
+
+def _fmt(mean, err) -> str:
+    if not np.isfinite(err) or err == 0:
+        return f"{mean: .6g}" + ("" if err == 0 else " +- nan")
+    return f"{mean: .6g} +- {err:.2g}"
+
+
+def distinct_entries(name: str, k: int):
+    """Index tuples of the distinct entries of a statistic, one per symmetry class.
+
+    metric: a <= b; vertex: pairs (a1<=a2) <= (a3<=a4); six_point: sorted triples of pairs;
+    kurtosis: a."""
+    pairs = [(a, b) for a in range(k) for b in range(a, k)]
+    if name == "metric":
+        return pairs
+    if name == "kurtosis":
+        return [(a,) for a in range(k)]
+    if name == "vertex":
+        return [p + q for p, q in itertools.combinations_with_replacement(pairs, 2)]
+    return [p + q + r for p, q, r in itertools.combinations_with_replacement(pairs, 3)]
+
+
+def format_result(result: Result, layers=None, show_all: bool = False, limit: int = 12) -> str:
+    cfg, attrs = result.config, result.attrs
+    net = cfg.network
+    act = ", ".join(f"{k}={v}" for k, v in net.activation.items() if k != "name")
+    lines = [
+        f"file        {result.path}",
+        f"networks    {result.networks:,} of {int(attrs.get('networks_requested', result.networks)):,}"
+        + ("" if attrs.get("complete", True) else "  (PARTIAL: run again to resume)"),
+        f"network     n_0={net.input_dim}, widths={list(net.widths)}, activation={net.activation['name']}"
+        + (f"({act})" if act else ""),
+        f"            C_W={_compact(net.C_W)}, C_b={_compact(net.C_b)}",
+        f"ensemble    sampler={cfg.ensemble.sampler}, weights={cfg.ensemble.weights}, "
+        f"seed={cfg.ensemble.seed}, block_size={cfg.ensemble.block_size}, "
+        f"jackknife bins={cfg.ensemble.jackknife_bins}",
+        f"inputs      k={cfg.k}",
+    ]
+    if "runtime_seconds" in attrs:
+        lines.append(f"runtime     {float(attrs['runtime_seconds']):.1f} s, "
+                     f"{float(attrs.get('networks_per_second', 0)):,.0f} networks/s")
+    for l in result.layers:
+        if layers and l not in layers:
+            continue
+        le = result.layer(l)
+        lines.append("")
+        note = "" if le.stochastic else "  (deterministic: exact)"
+        lines.append(f"layer {l}  (n_l={le.width}, fan-in n_{{l-1}}={le.fan_in}){note}")
+        for name, label in (("metric", "G"), ("vertex", "V"), ("kurtosis", "excess kurtosis"),
+                            ("six_point", "six-point")):
+            est = getattr(le, name)
+            if est is None or np.all(np.isnan(est.mean)):
+                continue
+            entries = distinct_entries(name, cfg.k)
+            shown = entries if show_all else entries[:limit]
+            for idx in shown:
+                sub = "".join(str(i + 1) for i in idx)
+                lines.append(f"  {label}[{sub}]".ljust(24) + _fmt(est.mean[idx], est.stderr[idx]))
+            if len(shown) < len(entries):
+                lines.append(f"  ... {len(entries) - len(shown)} more {name} entries (--all)")
+    return "\n".join(lines)
+
+
+def _compact(values) -> str:
+    return f"{values[0]:g}" if len(set(values)) == 1 else "[" + ", ".join(f"{v:g}" for v in values) + "]"

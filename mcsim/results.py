@@ -1,0 +1,94 @@
+"""Result objects: small dataclasses with `mean`, `stderr` and a readable repr.
+
+Shapes (k = number of inputs):
+    metric     (k, k)          G_ab
+    vertex     (k, k, k, k)    V_(a1a2)(a3a4)
+    six_point  (k,)*6          n^2 kappa_3(Ghat_a1a2, Ghat_a3a4, Ghat_a5a6)
+    kurtosis   (k,)            excess kurtosis of z_{i;a}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STAT_NAMES = ("metric", "vertex", "six_point", "kurtosis")
+
+
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """An estimated array with its standard error (same shape)."""
+    mean: np.ndarray
+    stderr: np.ndarray
+    name: str = ""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.mean.shape
+
+    def __getitem__(self, index) -> "Estimate":
+        return Estimate(np.asarray(self.mean[index]), np.asarray(self.stderr[index]), self.name)
+
+    def __float__(self) -> float:
+        return float(self.mean)
+
+    def __repr__(self) -> str:
+        label = f"{self.name} " if self.name else ""
+        if self.mean.size <= 4:
+            vals = ", ".join(f"{m:.6g} +- {s:.2g}" for m, s in zip(self.mean.ravel(), self.stderr.ravel()))
+            return f"Estimate({label}{vals})" if self.mean.ndim == 0 else \
+                f"Estimate({label}shape={self.mean.shape}: [{vals}])"
+        rel = np.nanmax(np.abs(self.stderr)) if self.stderr.size else float("nan")
+        return f"Estimate({label}shape={self.mean.shape}, max stderr {rel:.2g})"
+
+
+@dataclass(frozen=True, eq=False)
+class LayerEstimates:
+    layer: int                      # l = 1..L
+    width: int                      # n_l
+    fan_in: int                     # n_{l-1}
+    stochastic: bool                # False for layer 1 (Ghat^(1) is fixed)
+    metric: Estimate
+    vertex: Estimate
+    kurtosis: Estimate
+    six_point: Estimate | None = None
+
+    def __repr__(self) -> str:
+        return (f"LayerEstimates(layer={self.layer}, width={self.width}, fan_in={self.fan_in}, "
+                f"metric={self.metric!r}, vertex={self.vertex!r})")
+
+
+@dataclass(eq=False)
+class Result:
+    """Per-layer estimates of one ensemble (from `simulate` or `open_result`)."""
+    config: object                  # mcsim.config.Config
+    networks: int
+    estimates: dict[int, LayerEstimates]
+    attrs: dict = field(default_factory=dict)   # run metadata (seed, runtime, versions, ...)
+    path: str | None = None
+
+    @property
+    def layers(self) -> list[int]:
+        return sorted(self.estimates)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.attrs.get("complete", True))
+
+    def layer(self, l: int) -> LayerEstimates:
+        try:
+            return self.estimates[l]
+        except KeyError:
+            raise KeyError(f"layer {l} was not recorded; recorded layers: {self.layers}") from None
+
+    def __repr__(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return (f"Result(networks={self.networks}, k={self.config.k}, layers={self.layers}, "
+                f"sampler={self.config.ensemble.sampler!r}{where})")
+
+
+def layer_estimates(layer, width, fan_in, stochastic, stats: dict) -> LayerEstimates:
+    """Build a LayerEstimates from {name: (mean, stderr)}."""
+    est = {name: Estimate(np.asarray(m), np.asarray(s), name) for name, (m, s) in stats.items()}
+    return LayerEstimates(layer, width, fan_in, stochastic, est["metric"], est["vertex"],
+                          est["kurtosis"], est.get("six_point"))

@@ -1,0 +1,258 @@
+"""Tests of the Philox4x32-10 generator (kernels/rng.py).
+
+Statistical checks use fixed seeds and a 5-sigma tolerance, with sigma derived from the
+sample size (so a failure means a real defect, not bad luck: P(|z| > 5) ~ 6e-7).
+"""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+from mcsim.kernels import rng
+from mcsim.kernels.jit import parallel_kernel, set_threads
+
+N = 2_000_000  # normals per statistical test
+TOL = 5.0  # sigmas
+
+M = 0xFFFFFFFF
+# Random123 tests/kat_vectors, "philox4x32 10" lines: counter[4], key[2] -> output[4].
+KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((M, M, M, M), (M, M), (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
+
+
+def normals(n, seed=12345, block=0, network=0, position=0):
+    out = np.empty(n)
+    rng.fill_normals(rng.seed_key(seed), block, network, position, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def z():
+    return normals(N)
+
+
+# --- exact algorithm ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("counter,key,expected", KAT)
+def test_known_answers(counter, key, expected):
+    got = rng.philox4x32_10(np.array(counter, np.uint64), np.array(key, np.uint64))
+    assert [int(v) for v in got] == list(expected)
+
+
+def test_seed_key_is_splitmix64():
+    # First output of splitmix64 seeded with 0 (reference value of the published algorithm).
+    assert rng.seed_key(0) == np.uint64(0xE220A8397B1DCDAF)
+    assert isinstance(rng.seed_key(7), np.uint64)
+    assert len({int(rng.seed_key(s)) for s in range(1000)}) == 1000
+    with pytest.raises(ValueError):
+        rng.seed_key(-1)
+    with pytest.raises(ValueError):
+        rng.seed_key(1 << 64)
+
+
+def _raw(key, block, network, c0):
+    key, block = int(key), int(block)
+    counter = np.array([c0, network, block & M, block >> 32], np.uint64)
+    return [int(v) for v in rng.philox4x32_10(counter, np.array([key & M, key >> 32], np.uint64))]
+
+
+def _u53(hi, lo):
+    return ((hi >> 5) * 2**26 + (lo >> 6)) / 2**53
+
+
+def test_counter_layout_and_transforms():
+    # Every output is the documented function of the raw Philox words of its counter.
+    key, block, network, position = rng.seed_key(99), (5 << 32) + 17, 3, 1000
+    n_ctr = 4
+    z = np.empty(2 * n_ctr)
+    u = np.empty(2 * n_ctr)
+    s = np.empty(128 * 2)
+    rng.fill_normals(key, block, network, position, z)
+    rng.fill_uniforms(key, block, network, position, u)
+    rng.fill_signs(key, block, network, position, s)
+    for i in range(n_ctr):
+        x0, x1, x2, x3 = _raw(key, block, network, position + i)
+        ua, ub = _u53(x0, x1), _u53(x2, x3)
+        assert u[2 * i] == ua and u[2 * i + 1] == ub
+        r = math.sqrt(-2.0 * math.log(1.0 - ua))
+        assert z[2 * i] == pytest.approx(r * math.cos(2 * math.pi * ub), rel=1e-13, abs=1e-15)
+        assert z[2 * i + 1] == pytest.approx(r * math.sin(2 * math.pi * ub), rel=1e-13, abs=1e-15)
+        if i < 2:
+            words = (x0, x1, x2, x3)
+            bits = [(words[j // 32] >> (j % 32)) & 1 for j in range(128)]
+            assert list(s[128 * i:128 * (i + 1)]) == [1.0 - 2.0 * b for b in bits]
+
+
+def test_integer_argument_types_agree():
+    # The int64 * uint64 -> float64 trap: any integer type of the arguments gives one stream.
+    key = rng.seed_key(3)
+    ref = np.empty(9)
+    rng.fill_normals(key, np.uint64(2), np.uint64(1), np.uint64(6), ref)
+    for args in [(2, 1, 6), (np.int64(2), np.int32(1), np.int64(6))]:
+        out = np.empty(9)
+        rng.fill_normals(int(key), *args, out)
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_position_overflow_raises():
+    out = np.empty(4)
+    rng.fill_normals(rng.seed_key(1), 0, 0, (1 << 32) - 2, out)  # last counter 2**32 - 1: ok
+    with pytest.raises(ValueError):
+        rng.fill_normals(rng.seed_key(1), 0, 0, (1 << 32) - 1, out)
+
+
+# --- reproducibility ------------------------------------------------------------------------
+
+
+def test_same_key_same_stream_and_offsets():
+    ref = normals(4099, seed=5, block=8, network=2)
+    np.testing.assert_array_equal(normals(4099, seed=5, block=8, network=2), ref)
+    # Any window of the stream equals the same slice of a longer fill, whatever the length
+    # or parity (vectorised body vs. remainder must give bitwise the same numbers).
+    for pos, n in [(0, 1), (0, 7), (1, 6), (3, 33), (17, 4000), (1000, 1001), (2047, 5)]:
+        got = normals(n, seed=5, block=8, network=2, position=pos)
+        np.testing.assert_array_equal(got, ref[2 * pos:2 * pos + n])
+    u_ref = np.empty(1001)
+    rng.fill_uniforms(rng.seed_key(5), 8, 2, 0, u_ref)
+    u = np.empty(37)
+    rng.fill_uniforms(rng.seed_key(5), 8, 2, 100, u)
+    np.testing.assert_array_equal(u, u_ref[200:237])
+    s_ref = np.empty(1000)
+    rng.fill_signs(rng.seed_key(5), 8, 2, 0, s_ref)
+    s = np.empty(300)
+    rng.fill_signs(rng.seed_key(5), 8, 2, 3, s)
+    np.testing.assert_array_equal(s, s_ref[384:684])
+
+
+@parallel_kernel
+def _parallel_fill(key, block, out):
+    # One stream per row (network), as the samplers do.
+    for j in numba.prange(out.shape[0]):
+        rng.fill_normals(key, block, j, 0, out[j])
+
+
+def test_thread_count_does_not_change_streams():
+    key = rng.seed_key(2024)
+    outs = []
+    old = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            out = np.empty((64, 1001))
+            _parallel_fill(key, 3, out)
+            outs.append(out)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    for j in (0, 63):
+        np.testing.assert_array_equal(outs[0][j], normals(1001, seed=2024, block=3, network=j))
+
+
+def test_different_seeds_differ():
+    a, b = normals(1000, seed=1), normals(1000, seed=2)
+    assert not np.any(a == b)
+
+
+# --- distribution ---------------------------------------------------------------------------
+
+
+def test_normal_moments(z):
+    n = z.size
+    d = z - z.mean()
+    var = np.mean(d**2)
+    skew = np.mean(d**3) / var**1.5
+    exkurt = np.mean(d**4) / var**2 - 3.0
+    # Standard errors of the sample moments of N iid standard normals.
+    assert abs(z.mean()) < TOL * math.sqrt(1.0 / n)
+    assert abs(z.var(ddof=1) - 1.0) < TOL * math.sqrt(2.0 / n)
+    assert abs(skew) < TOL * math.sqrt(6.0 / n)
+    assert abs(exkurt) < TOL * math.sqrt(24.0 / n)
+    assert np.all(np.isfinite(z))
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0, 3.0, 4.0, 5.0])
+def test_normal_tails(z, t):
+    p = math.erfc(t / math.sqrt(2.0))  # P(|Z| > t)
+    n = z.size
+    count = np.count_nonzero(np.abs(z) > t)
+    assert abs(count - n * p) < TOL * math.sqrt(n * p * (1.0 - p)) + 1.0
+
+
+def test_normal_cdf_deciles(z):
+    # Sign symmetry and the bulk of the distribution: counts below the Gaussian deciles.
+    n = z.size
+    for q in np.arange(0.1, 1.0, 0.1):
+        x = math.sqrt(2.0) * _erfinv(2.0 * q - 1.0)
+        count = np.count_nonzero(z < x)
+        assert abs(count - n * q) < TOL * math.sqrt(n * q * (1.0 - q))
+
+
+def _erfinv(y):
+    # Bisection: plenty for nine deciles.
+    lo, hi = -6.0, 6.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if math.erf(mid) < y else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def test_uniforms():
+    n = 1_000_000
+    u = np.empty(n)
+    rng.fill_uniforms(rng.seed_key(77), 0, 0, 0, u)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    assert np.all(u * 2.0**53 == np.floor(u * 2.0**53))  # 53-bit grid
+    assert abs(u.mean() - 0.5) < TOL * math.sqrt(1.0 / 12.0 / n)
+    counts = np.bincount((u * 100).astype(np.int64), minlength=100)
+    chi2 = np.sum((counts - n / 100) ** 2 / (n / 100))  # ~ chi2(99): mean 99, sd 14
+    assert chi2 < 99 + TOL * math.sqrt(2 * 99)
+
+
+def test_signs():
+    n = 1_000_000
+    s = np.empty(n)
+    rng.fill_signs(rng.seed_key(78), 0, 0, 0, s)
+    assert set(np.unique(s)) == {-1.0, 1.0}
+    assert abs(s.mean()) < TOL * math.sqrt(1.0 / n)
+    assert abs(np.mean(s[1:] * s[:-1])) < TOL * math.sqrt(1.0 / n)
+
+
+# --- independence of streams ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        dict(seed=12345, block=1, network=0, position=0),
+        dict(seed=12345, block=1 << 32, network=0, position=0),  # high word of the block
+        dict(seed=12345, block=0, network=1, position=0),
+        dict(seed=12346, block=0, network=0, position=0),
+        dict(seed=12345, block=0, network=0, position=1),  # shifted by one counter
+    ],
+)
+def test_streams_uncorrelated(z, other):
+    n = 500_000
+    a = z[:n]
+    b = normals(n, **other)
+    assert not np.any(a == b)
+    # Correlation of independent streams ~ N(0, 1/n); also of their squares (|z| coupling).
+    assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n)
+    assert abs(np.corrcoef(a**2, b**2)[0, 1]) < TOL / math.sqrt(n)
+
+
+def test_pair_members_uncorrelated(z):
+    # The two normals of one counter (cos and sin branch) are independent.
+    a, b = z[0::2], z[1::2]
+    n = a.size
+    assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n)
+    assert abs(np.corrcoef(a**2, b**2)[0, 1]) < TOL / math.sqrt(n)
