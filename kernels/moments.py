@@ -90,11 +90,13 @@ def _count_at(count, s):
     raise NotImplementedError  # Numba-only (see the overload below)
 
 
-@overload(_count_at, inline="always")
+@overload(_count_at)
 def _count_at_impl(count, s):
     if isinstance(count, types.Array):
         def impl(count, s):
-            return np.float64(count[s] if count.shape[0] > 1 else count[0])
+            if count.shape[0] > 1:
+                return np.float64(count[s])
+            return np.float64(count[0])
         return impl
     if isinstance(count, (types.Float, types.Integer)):
         return lambda count, s: np.float64(count)

@@ -247,7 +247,8 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
                     stop_signal = stop_signal or g_sig
                 # adapt the round so that it lasts about ROUND_SECONDS (at most 4x change per round)
                 if n:
-                    per_rank = int(min(4 * per_rank, max(1, per_rank * ROUND_SECONDS / max(dt, 1e-6))))
+                    target = min(ROUND_SECONDS, interval / 2)
+                    per_rank = int(min(4 * per_rank, max(1, per_rank * target / max(dt, 1e-6))))
                 prog.update(acc.blocks * bs)
                 now = time.monotonic()
                 if path and now - last_checkpoint >= interval and acc.blocks < total and not stop_signal:

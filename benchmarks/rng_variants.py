@@ -1,0 +1,138 @@
+"""Alternative normal generators, kept only to measure them against ``rng.fill_normals``.
+
+None of these is used by mcsim; ``docs/performance.md`` lists their timings. All fill
+``out`` (n,) float64 with standard normals.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from mcsim.kernels import rng
+from mcsim.kernels.jit import kernel, parallel_kernel
+from mcsim.kernels.rng import (
+    _TWO_M53,
+    _box_muller,
+    _box_muller_inplace,
+    _philox,
+    _stream_words,
+    _u53,
+)
+
+
+@kernel
+def philox_libm(key, block, network, position, out):
+    """Philox + Box-Muller with libm ``log``/``cos``/``sin``: scalar calls, not vectorised."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    for i in range(out.shape[0] // 2):
+        x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        r = np.sqrt(-2.0 * np.log(1.0 - _u53(x0, x1) * _TWO_M53))
+        t = 2.0 * np.pi * _u53(x2, x3) * _TWO_M53
+        out[2 * i] = r * np.cos(t)
+        out[2 * i + 1] = r * np.sin(t)
+
+
+@kernel
+def philox_fused(key, block, network, position, out):
+    """Philox + own log/sincos in one loop: vectorised, but too many live vector registers."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    for i in range(out.shape[0] // 2):
+        x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        out[2 * i], out[2 * i + 1] = _box_muller(_u53(x0, x1) * _TWO_M53, _u53(x2, x3) * _TWO_M53)
+
+
+@kernel
+def philox_polar(key, block, network, position, out):
+    """Marsaglia's polar method on Philox uniforms: rejection (accepts pi/4), so a counter
+    no longer maps to fixed outputs, and the data-dependent branch keeps it scalar."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    ctr = np.uint64(position)
+    j = 0
+    n = out.shape[0]
+    while j < n:
+        x0, x1, x2, x3 = _philox(ctr, c1, c2, c3, k0, k1)
+        ctr += np.uint64(1)
+        v1 = 2.0 * _u53(x0, x1) * _TWO_M53 - 1.0
+        v2 = 2.0 * _u53(x2, x3) * _TWO_M53 - 1.0
+        s = v1 * v1 + v2 * v2
+        if s >= 1.0 or s == 0.0:
+            continue
+        f = np.sqrt(-2.0 * np.log(s) / s)
+        out[j] = v1 * f
+        if j + 1 < n:
+            out[j + 1] = v2 * f
+        j += 2
+
+
+@kernel
+def xoshiro_uniforms(state, out):
+    """xoshiro256++ (Blackman & Vigna), ``L`` independent lanes: state (4, L) uint64.
+
+    out (n,), n a multiple of L: ``out[L t + l]`` = 53-bit uniform of lane ``l`` at step ``t``.
+    Stateful: numbers depend on how many were drawn before, unlike Philox.
+    """
+    s0 = state[0].copy()
+    s1 = state[1].copy()
+    s2 = state[2].copy()
+    s3 = state[3].copy()
+    lanes = s0.shape[0]
+    for t in range(out.shape[0] // lanes):
+        for lane in range(lanes):
+            a0, a1, a2, a3 = s0[lane], s1[lane], s2[lane], s3[lane]
+            x = a0 + a3
+            res = ((x << np.uint64(23)) | (x >> np.uint64(41))) + a0
+            tt = a1 << np.uint64(17)
+            a2 ^= a0
+            a3 ^= a1
+            a1 ^= a2
+            a0 ^= a3
+            a2 ^= tt
+            a3 = (a3 << np.uint64(45)) | (a3 >> np.uint64(19))
+            s0[lane], s1[lane], s2[lane], s3[lane] = a0, a1, a2, a3
+            out[lanes * t + lane] = np.float64(np.int64(res >> np.uint64(11))) * _TWO_M53
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+
+
+@kernel
+def xoshiro_normals(state, out):
+    """xoshiro256++ lanes + the same vectorised Box-Muller as ``rng.fill_normals``."""
+    xoshiro_uniforms(state, out)
+    _box_muller_inplace(out)
+
+
+def xoshiro_state(lanes: int, seed: int = 1) -> np.ndarray:
+    """Nonzero (4, lanes) uint64 state for ``xoshiro_*``."""
+    return np.random.default_rng(seed).integers(1, 2**63, size=(4, lanes)).astype(np.uint64)
+
+
+@kernel
+def numba_legacy_normals(out):
+    """``np.random.standard_normal()`` per element inside ``@njit`` (Numba's own MT19937)."""
+    for i in range(out.shape[0]):
+        out[i] = np.random.standard_normal()
+
+
+@kernel
+def numba_generator_normals(gen, out):
+    """``numpy.random.Generator.standard_normal()`` per element inside ``@njit``."""
+    for i in range(out.shape[0]):
+        out[i] = gen.standard_normal()
+
+
+@parallel_kernel
+def fill_normals_parallel(key, block, network, out, chunk):
+    """``rng.fill_normals`` over disjoint counter ranges of one stream, ``prange`` over chunks.
+
+    Same numbers as one serial call (chunk must be even).
+    """
+    n = out.shape[0]
+    for c in numba.prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        rng.fill_normals(key, block, network, lo // 2, out[lo:hi])

@@ -1,0 +1,237 @@
+"""Quadrature rules for Gaussian expectations <f(z)>_K, z ~ N(0, K), K a k x k covariance.
+
+Two constructions, both returning nodes ``z`` of shape ``(N, k)`` and weights ``w`` of
+shape ``(N,)`` with ``sum(w) == 1`` such that ``sum_i w_i f(z_i) ~ <f(z)>_K``:
+
+* **smooth integrands** (no kinks): a tensor Gauss-Hermite rule on the eigen factor of K,
+  ``z = u L^T`` with ``L = U sqrt(lambda)`` restricted to the non-zero eigenvalues, so a
+  semidefinite K (repeated or linearly dependent inputs) simply integrates over fewer
+  dimensions. Exact for polynomials of degree ``2q - 1`` in each direction; for analytic
+  integrands the error decreases geometrically in ``q`` (see ``smooth_order``).
+
+* **piecewise smooth integrands** (``kinks``: the x where sigma or sigma' is not smooth, the
+  same positions for every variable): an iterated rule on a pivoted Cholesky factor,
+  ``z_i = sum_{j<=r} L_ij u_j``. The innermost integrals of a kink are smooth functions of
+  the outer variables, so each 1-d integral only has to resolve the kinks of the variables
+  that depend on it. At level ``j`` the real line of ``u_j`` (truncated to ``|u| <= 9``,
+  neglecting ``< 1e-18`` of Gaussian mass) is split at every ``u_j`` where some
+  ``sum_{m<=j} L_im u_m`` crosses a kink (given the outer ``u_m``), and at a few fixed
+  points, and each piece gets a Gauss-Legendre rule with the Gaussian density folded into
+  the weights. Splitting also at the "projected" kinks of variables that depend on later
+  ``u`` resolves the sharp (nearly kinked) inner integrals of strongly correlated inputs.
+
+Large grids (four kinked variables) are produced in chunks: ``iter_grid`` yields
+``(z, w)`` pieces whose weights together sum to one.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import roots_hermitenorm
+from numpy.polynomial.legendre import leggauss
+
+__all__ = ["hermite_rule", "legendre_rule", "eigen_factor", "pivoted_cholesky", "iter_grid",
+           "gaussian_grid", "expect", "DEFAULT_SMOOTH_ORDER", "DEFAULT_KINK_ORDER"]
+
+#: Gauss-Hermite points per dimension for smooth integrands, by number of dimensions.
+#: tanh / sigmoid / gelu at K ~ 1 reach ~1e-13 relative at 40 points per dimension.
+DEFAULT_SMOOTH_ORDER = {1: 160, 2: 96, 3: 48, 4: 36}
+#: Gauss-Legendre points per piece for kinked integrands, by number of dimensions.
+DEFAULT_KINK_ORDER = {1: 20, 2: 14, 3: 9, 4: 6}
+_TRUNCATE = 9.0
+#: fixed piece boundaries per dimension (the kinks are added to them)
+FIXED_EDGES = {1: np.array([-_TRUNCATE, -5.5, -3.2, -1.4, 1.4, 3.2, 5.5, _TRUNCATE]),
+               2: np.array([-_TRUNCATE, -5.5, -3.2, -1.4, 1.4, 3.2, 5.5, _TRUNCATE]),
+               3: np.array([-_TRUNCATE, -4.5, -2.0, 2.0, 4.5, _TRUNCATE]),
+               4: np.array([-_TRUNCATE, -4.0, -1.5, 1.5, 4.0, _TRUNCATE])}
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+_MAX_NODES = 1 << 21
+_GRADE_BELOW = 0.5                  # grade the pieces around kinks smoothed over less than this
+GRADES = {1: np.array([1.0, 6.0]), 2: np.array([1.0, 6.0]), 3: np.array([1.0, 5.0]),
+          4: np.array([2.0])}         # ... at these multiples of the smoothing width
+
+
+@lru_cache(maxsize=None)
+def hermite_rule(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss-Hermite rule for N(0, 1): nodes (q,), weights (q,) summing to 1."""
+    x, w = roots_hermitenorm(int(q))
+    x.setflags(write=False)
+    w = w / w.sum()
+    w.setflags(write=False)
+    return x, w
+
+
+@lru_cache(maxsize=None)
+def legendre_rule(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre rule on [-1, 1]: nodes (q,), weights (q,)."""
+    x, w = leggauss(int(q))
+    x.setflags(write=False)
+    w.setflags(write=False)
+    return x, w
+
+
+def _check_cov(K) -> np.ndarray:
+    K = np.asarray(K, dtype=float)
+    if K.ndim == 0:
+        K = K.reshape(1, 1)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"covariance must be a square matrix, got shape {K.shape}")
+    if not np.all(np.isfinite(K)):
+        raise ValueError("covariance has non-finite entries")
+    return 0.5 * (K + K.T)
+
+
+def eigen_factor(K, rtol: float = 1e-13) -> np.ndarray:
+    """L (k, r) with L L^T = K over the eigenvalues > rtol * max eigenvalue (r = numerical rank).
+
+    Raises ValueError for a clearly indefinite K (an eigenvalue below -1e-8 * max).
+    """
+    K = _check_cov(K)
+    lam, U = np.linalg.eigh(K)
+    top = max(float(lam.max()), 0.0)
+    if lam.min() < -1e-8 * max(top, 1e-300):
+        raise ValueError(f"covariance is not positive semidefinite (eigenvalue {lam.min():.3g})")
+    keep = lam > rtol * top if top > 0 else np.zeros_like(lam, dtype=bool)
+    return U[:, keep] * np.sqrt(lam[keep])
+
+
+def pivoted_cholesky(K, rtol: float = 1e-13) -> np.ndarray:
+    """Pivoted Cholesky factor L (k, r), L L^T = K, rows in the original variable order.
+
+    Column j is the j-th pivot step: the pivot variable p_j has L[p_j, m] = 0 for m > j, so
+    every variable depends on the standard normals u_0..u_j up to its own pivot step only.
+    Steps stop when the largest remaining conditional variance is <= rtol * max diag(K).
+    """
+    K = _check_cov(K)
+    k = K.shape[0]
+    d = np.diag(K).copy()
+    top = float(d.max()) if k else 0.0
+    L = np.zeros((k, k))
+    done: list[int] = []
+    for j in range(k):
+        rest = [i for i in range(k) if i not in done]
+        i = rest[int(np.argmax(d[rest]))]
+        if top <= 0 or d[i] <= rtol * top:
+            break
+        col = (K[:, i] - L[:, :j] @ L[i, :j]) / np.sqrt(d[i])
+        col[done] = 0.0
+        col[i] = np.sqrt(d[i])
+        L[:, j] = col
+        done.append(i)
+        d = d - col ** 2
+        d[done] = 0.0
+    return L[:, :len(done)]
+
+
+def _segment_rule(edges: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre on each piece of sorted ``edges`` (N, S+1) with the N(0,1) density folded
+    into the weights: nodes (N, S*q), weights (N, S*q)."""
+    x, w = legendre_rule(q)
+    half = 0.5 * (edges[:, 1:] - edges[:, :-1])
+    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])
+    u = mid[:, :, None] + half[:, :, None] * x
+    wt = half[:, :, None] * w * np.exp(-0.5 * u * u) / _SQRT_2PI
+    n = edges.shape[0]
+    return u.reshape(n, -1), wt.reshape(n, -1)
+
+
+def _smooth_grid(K, q):
+    L = eigen_factor(K)
+    k, r = L.shape
+    if r == 0:
+        return np.zeros((1, k)), np.ones(1)
+    x, w = hermite_rule(q)
+    grids = np.meshgrid(*([x] * r), indexing="ij")
+    u = np.stack([g.ravel() for g in grids], axis=1)
+    wt = w
+    for _ in range(r - 1):
+        wt = np.multiply.outer(wt, w)
+    return u @ L.T, wt.ravel()
+
+
+def iter_grid(K, kinks=(), q=None, max_nodes: int = _MAX_NODES):
+    """Yield ``(z, w)`` chunks of a quadrature rule for N(0, K); all weights sum to one.
+
+    Args:
+        K: (k, k) covariance, positive semidefinite.
+        kinks: positions where the integrand (as a function of each z_a) is not smooth;
+            empty for smooth integrands (tensor Gauss-Hermite, one chunk).
+        q: points per dimension (smooth) or per piece (kinked); default by dimension from
+            ``DEFAULT_SMOOTH_ORDER`` / ``DEFAULT_KINK_ORDER``.
+        max_nodes: largest chunk (kinked rules are split along the outer variables).
+    """
+    K = _check_cov(K)
+    kinks = tuple(float(c) for c in kinks)
+    if not kinks:
+        r = eigen_factor(K).shape[1]
+        yield _smooth_grid(K, q or DEFAULT_SMOOTH_ORDER.get(max(r, 1), 24))
+        return
+    L = pivoted_cholesky(K)
+    k, r = L.shape
+    if r == 0:
+        yield np.zeros((1, k)), np.ones(1)
+        return
+    q = int(q or DEFAULT_KINK_ORDER.get(r, 5))
+    scale = np.sqrt(np.maximum(np.diag(K), 1e-300))
+    active = np.abs(L) > 1e-12 * scale[:, None]          # variable i depends on u_j
+    # width (in u_j) over which the inner integrals smooth variable i's kink out
+    tail = np.sqrt(np.maximum(np.cumsum((L ** 2)[:, ::-1], axis=1)[:, ::-1] - L ** 2, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = np.where(active, tail / np.abs(L), np.inf)
+    offsets = [np.array([0.0] if not (0 < width[i, j] < _GRADE_BELOW) else
+                        np.concatenate([[0.0], np.outer([-1, 1], GRADES[min(r, 4)]).ravel() * width[i, j]]))
+               for j in range(r) for i in range(k)]
+    offsets = [[offsets[j * k + i] for i in range(k)] for j in range(r)]
+    kink_arr = np.asarray(kinks)
+    fixed = FIXED_EDGES[min(r, 4)]
+    per_level = [len(fixed) - 1 + len(kinks) * sum(len(offsets[j][i]) for i in range(k)
+                                                             if active[i, j]) for j in range(r)]
+    yield from _nested(L, active, offsets, fixed, kink_arr, q, per_level, np.zeros((1, 0)),
+                       np.ones(1), max_nodes)
+
+
+def _nested(L, active, offsets, fixed, kinks, q, per_level, U, W, max_nodes):
+    j = U.shape[1]
+    r = L.shape[1]
+    if j == r:
+        yield U @ L.T, W
+        return
+    growth = int(np.prod([p * q for p in per_level[j:]]))
+    if U.shape[0] > 1 and U.shape[0] * growth > max_nodes:
+        step = max(1, max_nodes // growth)
+        for s in range(0, U.shape[0], step):
+            yield from _nested(L, active, offsets, fixed, kinks, q, per_level, U[s:s + step],
+                               W[s:s + step], max_nodes)
+        return
+    n = U.shape[0]
+    dep = np.nonzero(active[:, j])[0]
+    partial = U @ L[dep, :j].T                              # (n, len(dep))
+    bps = (kinks[None, None, :] - partial[:, :, None]) / L[dep, j][None, :, None]
+    bps = [(bps[:, a, :, None] + offsets[j][i][None, None, :]).reshape(n, -1)
+           for a, i in enumerate(dep)]
+    bps = np.clip(np.concatenate(bps + [np.zeros((n, 0))], axis=1), -_TRUNCATE, _TRUNCATE)
+    edges = np.sort(np.concatenate([np.broadcast_to(fixed, (n, len(fixed))), bps],
+                                   axis=1), axis=1)
+    u, wt = _segment_rule(edges, q)
+    m = u.shape[1]
+    U2 = np.concatenate([np.repeat(U, m, axis=0), u.reshape(-1, 1)], axis=1)
+    W2 = (W[:, None] * wt).ravel()
+    keep = W2 != 0.0                                        # empty pieces (coinciding edges)
+    yield from _nested(L, active, offsets, fixed, kinks, q, per_level, U2[keep], W2[keep], max_nodes)
+
+
+def gaussian_grid(K, kinks=(), q=None) -> tuple[np.ndarray, np.ndarray]:
+    """The whole rule of ``iter_grid`` as one ``(z (N, k), w (N,))`` pair."""
+    parts = list(iter_grid(K, kinks, q))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def expect(f, K, kinks=(), q=None):
+    """<f(z)>_K for ``f`` mapping nodes (N, k) to values (N, ...): returns shape (...)."""
+    total = None
+    for z, w in iter_grid(K, kinks, q):
+        v = np.asarray(f(z), dtype=float)
+        s = np.tensordot(w, v, axes=(0, 0))
+        total = s if total is None else total + s
+    return total

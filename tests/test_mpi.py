@@ -1,0 +1,74 @@
+"""MPI (the project's own MPICH wheel): results bitwise equal for 1, 2 and 3 ranks; failures abort."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import VENV_BIN, run_cli
+from tests.test_checkpoint import assert_same_statistics
+
+MPIEXEC = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
+pytestmark = [pytest.mark.mpi,
+              pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich mpi4py)")]
+ENV = dict(os.environ, NUMBA_NUM_THREADS="1")
+
+
+def mpirun(n, *args, timeout=180):
+    return subprocess.run([MPIEXEC, "-n", str(n), str(VENV_BIN / "mcsim"), *map(str, args)],
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_ranks_give_bitwise_identical_results(small_config, tmp_path):
+    single = tmp_path / "one.h5"
+    proc = run_cli("run", small_config, "-o", single, "--quiet", "--networks", "16384")
+    assert proc.returncode == 0, proc.stderr
+    for n in (2, 3):            # 3 ranks oversubscribe the 2 cores
+        out = tmp_path / f"mpi{n}.h5"
+        proc = mpirun(n, "run", small_config, "-o", out, "--quiet", "--networks", "16384")
+        assert proc.returncode == 0, proc.stderr
+        assert_same_statistics(single, out)
+        import h5py
+        with h5py.File(out, "r") as f:
+            assert f.attrs["ranks"] == n
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".h5") == ["mpi2.h5", "mpi3.h5", "one.h5"]
+
+
+def test_root_error_stops_all_ranks(small_config, tmp_path):
+    proc = mpirun(2, "run", small_config, "-o", tmp_path / "missing" / "x.h5", timeout=60)
+    assert proc.returncode != 0
+    assert "cannot write" in proc.stderr
+
+
+def test_failing_rank_aborts_the_job_instead_of_hanging(small_config, tmp_path):
+    # rank 1 raises inside its sampling; the job must end (MPI_Abort), not hang in a gather
+    code = (
+        "import sys, mcsim.driver as d\n"
+        "from mcsim.parallel import get_comm\n"
+        "orig = d.BlockSampler.run\n"
+        "def run(self, first, n):\n"
+        "    if get_comm().rank == 1: raise RuntimeError('injected failure on rank 1')\n"
+        "    return orig(self, first, n)\n"
+        "d.BlockSampler.run = run\n"
+        "from mcsim.cli import main\n"
+        f"sys.exit(main(['run', {str(small_config)!r}, '-o', {str(tmp_path / 'x.h5')!r}, '--quiet']))\n"
+    )
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", code], env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "injected failure on rank 1" in proc.stderr
+
+
+def test_launcher_without_mpi4py_is_refused(small_config, tmp_path):
+    # pretend a launcher started 2 ranks; hide mpi4py from this process
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "from mcsim.cli import main\n"
+            f"sys.exit(main(['run', {str(small_config)!r}, '-o', {str(tmp_path / 'x.h5')!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(ENV, PMI_SIZE="2", PMI_RANK="0"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "mpi4py is not installed" in proc.stderr
+    assert not (tmp_path / "x.h5").exists()
