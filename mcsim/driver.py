@@ -226,10 +226,15 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
     last_checkpoint = session_start = time.monotonic()
     interval = cfg.output.checkpoint_interval
     stop_signal = None
+    timing = {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0}   # root, this session
+    if comm.is_root:
+        state["timing"] = timing
     with _StopFlag() as flag:
         while True:
+            t_reduce = time.monotonic()
             plan = comm.bcast((per_rank, stop_signal) if comm.is_root else None)
             per_rank, stop_signal = plan
+            timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
             if stop_signal or next_block >= total:
                 break
             first = next_block + comm.rank * per_rank
@@ -237,6 +242,8 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
             t0 = time.monotonic()
             states = sampler.run(cfg.ensemble.first_block + first, n) if n else None
             dt = time.monotonic() - t0
+            timing["sampling"] += dt
+            t_reduce_0 = time.monotonic()
             gathered = comm.gather((first, n, states, flag.signame, dt))
             next_block = min(total, next_block + comm.size * per_rank)
             if comm.is_root:
@@ -251,9 +258,11 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
                     per_rank = int(min(4 * per_rank, max(1, per_rank * target / max(dt, 1e-6))))
                 prog.update(acc.blocks * bs)
                 now = time.monotonic()
+                timing["reduction"] += now - t_reduce_0           # gather (incl. waiting) + merge
                 if path and now - last_checkpoint >= interval and acc.blocks < total and not stop_signal:
                     _checkpoint(cfg, path, state, now - session_start, complete=False)
                     last_checkpoint = time.monotonic()
+                    timing["checkpoint"] += last_checkpoint - now
     if not comm.is_root:
         if stop_signal:
             raise Interrupted(path, next_block * bs, stop_signal)
@@ -262,9 +271,11 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
     acc = state["acc"]
     elapsed = time.monotonic() - session_start
     complete = acc.blocks >= total
+    t_final = time.monotonic()
     estimates, attrs = _finish_attrs(cfg, state, elapsed, complete)
     if path:
         write_run(path, cfg, acc, estimates, attrs, stochastic_layers(cfg))
+    timing["checkpoint"] += time.monotonic() - t_final
     if stop_signal and not complete:
         raise Interrupted(path, acc.networks, stop_signal)
     return build_result(cfg, estimates, attrs, path)
@@ -318,6 +329,9 @@ def _finish_attrs(cfg: Config, state: dict, elapsed: float, complete: bool):
              "ranks": state.get("ranks", 1)}
     if state.get("created"):
         attrs["created"] = state["created"]
+    for name, seconds in state.get("timing", {}).items():    # this session, root rank
+        attrs[f"session_seconds_{name}"] = seconds
+    attrs["session_seconds"] = elapsed
     return compute_estimates(cfg, acc), attrs
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mcsim.kernels import rng
-from mcsim.kernels.jit import parallel_kernel, set_threads
+from mcsim.kernels.jit import kernel, parallel_kernel, set_threads
 
 N = 2_000_000  # normals per statistical test
 TOL = 5.0  # sigmas
@@ -132,6 +132,17 @@ def test_same_key_same_stream_and_offsets():
     s = np.empty(300)
     rng.fill_signs(rng.seed_key(5), 8, 2, 3, s)
     np.testing.assert_array_equal(s, s_ref[384:684])
+
+
+def test_random_windows_bitwise():
+    # Vectorised chunks, chunk boundaries and the scalar odd tail all give the same bits.
+    ref = normals(6000, seed=8, block=1, network=1)
+    g = np.random.default_rng(0)
+    for _ in range(200):
+        pos = int(g.integers(0, 2000))
+        n = int(g.integers(0, 6000 - 2 * pos + 1))
+        got = normals(n, seed=8, block=1, network=1, position=pos)
+        np.testing.assert_array_equal(got, ref[2 * pos:2 * pos + n])
 
 
 @parallel_kernel
@@ -256,3 +267,71 @@ def test_pair_members_uncorrelated(z):
     n = a.size
     assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n)
     assert abs(np.corrcoef(a**2, b**2)[0, 1]) < TOL / math.sqrt(n)
+
+
+# --- the vectorisable log and sin/cos against numpy ------------------------------------------
+
+
+@kernel
+def _log_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = rng._log(x[i])
+
+
+@kernel
+def _sincos_array(u, s, c):
+    for i in range(u.shape[0]):
+        s[i], c[i] = rng._sincos_2pi(u[i])
+
+
+def _ulps(got, ref):
+    return np.abs(got - ref) / np.spacing(np.abs(ref))
+
+
+def test_log_accuracy():
+    # Whole range used: 1 - u for u on the 2**-53 grid, i.e. k * 2**-53 for k = 1..2**53.
+    g = np.random.default_rng(1)
+    k = np.concatenate([
+        g.integers(1, 2**53, size=200_000),
+        np.arange(1, 5000),  # smallest arguments, down to 2**-53
+        2**53 - np.arange(0, 5000),  # arguments near 1, where log is near 0
+        2 ** np.arange(0, 54),  # exact powers of two
+        np.round(2**53 * np.sqrt(0.5) + np.arange(-50, 50)),  # reduction boundary
+    ]).astype(np.float64)
+    x = k * 2.0**-53
+    got = np.empty_like(x)
+    _log_array(x, got)
+    ref = np.log(x)
+    assert got[x == 1.0].tolist() == [0.0] * int(np.sum(x == 1.0))
+    nz = ref != 0
+    assert _ulps(got[nz], ref[nz]).max() <= 2.0
+
+
+def test_sincos_accuracy():
+    g = np.random.default_rng(2)
+    k = np.concatenate([
+        g.integers(0, 2**53, size=200_000),
+        np.arange(0, 3000),
+        2**53 - np.arange(1, 3000),
+        np.arange(0, 8) * 2**50 + np.arange(-3, 4)[:, None],  # around multiples of 1/8
+    ], axis=None)
+    k = k[(k >= 0) & (k < 2**53)]
+    u = k.astype(np.float64) * 2.0**-53
+    s, c = np.empty_like(u), np.empty_like(u)
+    _sincos_array(u, s, c)
+    # numpy's own argument 2 pi u carries a rounding error up to ~4e-16 near 2 pi.
+    assert np.abs(s - np.sin(2 * np.pi * u)).max() < 1e-15
+    assert np.abs(c - np.cos(2 * np.pi * u)).max() < 1e-15
+    assert np.abs(s * s + c * c - 1.0).max() < 5e-16
+    # Relative accuracy against an exactly reduced reference: 2 pi u = q pi/2 + 2 pi f with
+    # q = round(4u), f = u - q/4 exact; numpy's sin/cos of the small 2 pi f are < 1 ulp.
+    q = np.round(4 * u)
+    f = u - q / 4
+    sf, cf = np.sin(2 * np.pi * f), np.cos(2 * np.pi * f)
+    qm = q.astype(np.int64) % 4
+    rs = np.choose(qm, [sf, cf, -sf, -cf])
+    rc = np.choose(qm, [cf, -sf, -cf, sf])
+    for got, ref in ((s, rs), (c, rc)):
+        nz = ref != 0
+        assert np.all(got[~nz] == 0)
+        assert _ulps(got[nz], ref[nz]).max() <= 3.0

@@ -1,0 +1,49 @@
+"""Run mcsim's benchmarks.
+
+    python benchmarks/run.py [--quick] [--only NAME ...] [--no-write]
+
+Each benchmark is a function ``bench_<name>(quick: bool) -> dict`` in ``bench_<name>.py``
+beside this file, registered in ``BENCHMARKS``; its report is printed and written to
+``results/<name>.json``. To add one, write the module and add a line below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import format_row, write_json  # noqa: E402
+
+#: name -> module (``bench_<name>.py``) whose ``bench_<name>(quick)`` runs it.
+BENCHMARKS = {
+    "rng": "bench_rng",
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Run mcsim benchmarks.")
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    ap.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
+    ap.add_argument("--no-write", action="store_true", help="do not write results/*.json")
+    args = ap.parse_args(argv)
+    for name in args.only or BENCHMARKS:
+        fn = getattr(importlib.import_module(BENCHMARKS[name]), f"bench_{name}")
+        report = fn(args.quick)
+        print(f"== {name}")
+        for label, stats in report.get("results", {}).items():
+            if isinstance(stats, dict) and "median" in stats:
+                print(format_row(label, stats))
+            else:
+                print(f"{label}: {json.dumps(stats)}")
+        if not args.no_write:
+            print("wrote", write_json(name, report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
