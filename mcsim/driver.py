@@ -25,7 +25,7 @@ from .accumulator import BinnedMoments
 from .activations import get_activation
 from .config import Config
 from .estimators import deterministic_layer, layer_statistics
-from .hdf5io import read_run, write_run
+from .hdf5io import read_run, remove_stale_temporaries, write_run
 from .indexing import triples as triples_table
 from .parallel import get_comm
 from .progress import Progress
@@ -283,6 +283,8 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
 
 def _root_setup(cfg: Config, path, force: bool) -> dict:
     acc, runtime, created = None, 0.0, None
+    if path is not None:
+        remove_stale_temporaries(path)
     if path is not None and path.exists() and not force:
         existing = read_run(path)
         check_compatible(cfg, existing.config, f"existing output {path}")

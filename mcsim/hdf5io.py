@@ -92,6 +92,29 @@ def atomic_write(path, fill) -> None:
         raise ResultFileError(f"cannot write {path}: {reason} (any previous version of the file is unchanged)") from exc
 
 
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete temporary files left beside `path` by a writer that was killed (kill -9, node
+    failure) mid-write; a temporary of a process that is still alive is left alone."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue                     # its writer still runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def write_layers(group, estimates: dict, cfg: Config, with_stderr: bool = True) -> None:
     """/layers/<l>/<stat>[_stderr] from {l: {name: (mean, stderr)}} (stderr may be None)."""
     layers = group.require_group("layers")

@@ -410,7 +410,7 @@ def render_job_script(template: str, sweep_dir: Path, n_tasks: int, slurm: dict)
         if line.startswith("SWEEP_DIR="):
             line = f"SWEEP_DIR=${{1:-{shlex.quote(str(sweep_dir))}}}"
         lines.append(line)
-        if line.startswith("#SBATCH"):
+        if line.startswith(("#SBATCH", "##SBATCH")):
             last_sbatch = len(lines) - 1
     extra = [v for v in (_sbatch_value(n, options[n]) for n in options if n not in done) if v]
     lines[last_sbatch + 1:last_sbatch + 1] = extra

@@ -409,15 +409,12 @@ def _pair_parts(act, K2, q):
 
 
 def _single_parts(act, Kaa, q):
-    sd = np.sqrt(Kaa)
-
     def f(z):
         s2 = act.value(z[:, 0]) ** 2
         u2 = z[:, 0] ** 2 / Kaa
         return np.stack([s2 * (u2 - 1) / (2 * Kaa), s2 * (u2 * u2 - 6 * u2 + 3) / (4 * Kaa ** 2)],
                         axis=1)
 
-    del sd
     J, H = expect(f, [[Kaa]], breakpoints(act), q)
     return J, H
 
