@@ -302,13 +302,6 @@ def _box_muller_inplace(buf):
         buf[2 * i], buf[2 * i + 1] = _box_muller(buf[2 * i], buf[2 * i + 1])
 
 
-@inline
-def _last_pair(pos, c1, c2, c3, k0, k1):
-    # Scalar (u_a, u_b) of one counter, for the odd tail; same arithmetic as _uniform_pairs.
-    x0, x1, x2, x3 = _philox(pos, c1, c2, c3, k0, k1)
-    return _u53(x0, x1) * _TWO_M53, _u53(x2, x3) * _TWO_M53
-
-
 @kernel
 def fill_normals(key, block, network, position, out):
     """Fill ``out`` (n,) float64 with standard normals of stream ``(key, block, network)``.
@@ -323,14 +316,20 @@ def fill_normals(key, block, network, position, out):
     _check_range(position, n_pairs + (n & 1))
     k0, k1, c1, c2, c3 = _stream_words(key, block, network)
     pos = np.uint64(position)
+    if n & 1:
+        # Odd tail first: the last counter's pair goes through the very same two loops as
+        # every other pair, in the last two slots (a scratch pair if n == 1); the main pass
+        # then overwrites out[n - 2]. Computed inline instead, LLVM folds the integer ->
+        # uniform -> normal chain differently under fast-math and the last bit can differ.
+        tail = out[n - 2:] if n > 1 else np.empty(2)
+        _uniform_pairs(tail, pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)
+        _box_muller_inplace(tail)
+        out[n - 1] = tail[0]
     for lo in range(0, n_pairs, _CHUNK):
         hi = min(n_pairs, lo + _CHUNK)
         buf = out[2 * lo:2 * hi]
         _uniform_pairs(buf, pos + np.uint64(lo), c1, c2, c3, k0, k1)
         _box_muller_inplace(buf)
-    if n & 1:
-        ua, ub = _last_pair(pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)
-        out[n - 1] = _box_muller(ua, ub)[0]
 
 
 @kernel
@@ -342,8 +341,9 @@ def fill_uniforms(key, block, network, position, out):
     k0, k1, c1, c2, c3 = _stream_words(key, block, network)
     pos = np.uint64(position)
     _uniform_pairs(out[:2 * n_pairs], pos, c1, c2, c3, k0, k1)
-    if n & 1:
-        out[n - 1] = _last_pair(pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)[0]
+    if n & 1:  # exact integer arithmetic and one exact scaling: no fast-math concern
+        x0, x1, _, _ = _philox(pos + np.uint64(n_pairs), c1, c2, c3, k0, k1)
+        out[n - 1] = _u53(x0, x1) * _TWO_M53
 
 
 @inline

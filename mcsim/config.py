@@ -227,6 +227,8 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     if weights not in WEIGHTS:
         raise ConfigError(f"ensemble.weights: {weights!r} is not allowed; allowed: {', '.join(WEIGHTS)}")
     block_size = _positive_int("ensemble.block_size", sec.get("block_size", DEFAULT_BLOCK_SIZE))
+    if block_size > 2**31:       # the network index within a block is one 32-bit counter word
+        raise ConfigError(f"ensemble.block_size: at most 2**31 networks per block, got {block_size}")
     bins = _positive_int("ensemble.jackknife_bins", sec.get("jackknife_bins", DEFAULT_BINS))
     if bins < 2:
         raise ConfigError("ensemble.jackknife_bins: must be at least 2 (error bars need two groups)")

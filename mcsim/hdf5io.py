@@ -115,6 +115,16 @@ def remove_stale_temporaries(path) -> list[Path]:
     return removed
 
 
+DESCRIPTIONS = {
+    "metric": ("G_ab = E[Ghat_ab] = E[z_{i;a} z_{i;b}]", "preactivation variance (units of z^2)"),
+    "vertex": ("V_(a1a2)(a3a4) = n_{l-1} Cov(Ghat_a1a2, Ghat_a3a4)", "z^4 times fan-in"),
+    "six_point": ("n_{l-1}^2 kappa_3(Ghat_a1a2, Ghat_a3a4, Ghat_a5a6)", "z^6 times fan-in^2"),
+    "kurtosis": ("excess kurtosis of z_{i;a}: 3 Var(Ghat_aa) / G_aa^2", "dimensionless"),
+    "metric_leading": ("leading-order kernel K", "preactivation variance (units of z^2)"),
+    "metric_correction": ("1/n correction G^{1}: G = K + G^{1}/n_{l-1}", "units of z^2 times fan-in"),
+}
+
+
 def write_layers(group, estimates: dict, cfg: Config, with_stderr: bool = True) -> None:
     """/layers/<l>/<stat>[_stderr] from {l: {name: (mean, stderr)}} (stderr may be None)."""
     layers = group.require_group("layers")
@@ -125,9 +135,13 @@ def write_layers(group, estimates: dict, cfg: Config, with_stderr: bool = True) 
                        C_b=net.C_b[l - 1], stochastic=l > 1)
         for name, value in stats.items():
             mean, err = value if isinstance(value, tuple) else (value, None)
-            g.create_dataset(name, data=mean)
+            desc, units = DESCRIPTIONS.get(name, ("", ""))
+            d = g.create_dataset(name, data=mean)
+            d.attrs.update(description=desc, units=units)
             if with_stderr and err is not None:
-                g.create_dataset(name + "_stderr", data=err)
+                d = g.create_dataset(name + "_stderr", data=err)
+                d.attrs.update(description=f"standard error (delete-one-bin jackknife) of {name}",
+                               units=units)
 
 
 def write_header(f, cfg: Config, kind: str, attrs: dict) -> None:
