@@ -60,6 +60,9 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "numba": numba.__version__,
         "numba_svml": bool(numba.config.USING_SVML),
+        # NUMBA_CPU_NAME / NUMBA_CPU_FEATURES overrides (None: compiled for the host CPU)
+        "numba_cpu_name": numba.config.CPU_NAME,
+        "numba_cpu_features": numba.config.CPU_FEATURES,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -1,10 +1,12 @@
 """Benchmark of normal random numbers: nanoseconds per float64 normal.
 
-    python benchmarks/bench_rng.py [--quick] [--no-write]
+    python benchmarks/bench_rng.py [--quick] [--no-write] [--tag TAG]
 
 Times mcsim's ``rng.fill_normals`` (1 and all threads), ``fill_uniforms`` and ``fill_signs``,
 against numpy's Generator in bulk, Numba's ``np.random`` inside an ``@njit`` loop, and the
-alternatives in ``rng_variants.py``. Prints a table and writes ``results/rng.json``.
+alternatives in ``rng_variants.py``. Prints a table and writes ``results/rng.json``
+(``results/rng-TAG.json`` with ``--tag``, e.g. for a run with ``NUMBA_CPU_NAME=haswell
+NUMBA_CPU_FEATURES=""``, which compiles for AVX2 only; give it its own NUMBA_CACHE_DIR).
 Compilation happens in a warm-up call and is not timed.
 """
 
@@ -48,6 +50,9 @@ def bench_rng(quick: bool) -> dict:
             lambda: rng.fill_normals(key, 7, 3, 0, out))
         run("mcsim fill_uniforms (per uniform)", lambda: rng.fill_uniforms(key, 7, 3, 0, out))
         run("mcsim fill_signs (per sign)", lambda: rng.fill_signs(key, 7, 3, 0, out))
+        uniforms = np.random.default_rng(0).random(n)
+        run("  its Box-Muller pass alone (per normal)",
+            lambda: rv.box_muller_only(uniforms, out))
         short = np.empty(256)
         run("mcsim fill_normals, 256 per call from Python",
             lambda: [rng.fill_normals(key, 7, j, 0, short) for j in range(n // 256)])
@@ -94,6 +99,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small buffer, few repeats")
     ap.add_argument("--no-write", action="store_true", help="do not write results/rng.json")
+    ap.add_argument("--tag", help="write results/rng-TAG.json instead")
     args = ap.parse_args(argv)
     report = bench_rng(args.quick)
     m = report["machine"]
@@ -102,7 +108,7 @@ def main(argv=None) -> int:
     for name, stats in report["results"].items():
         print(format_row(name, stats))
     if not args.no_write:
-        print("wrote", write_json("rng", report))
+        print("wrote", write_json("rng" if not args.tag else f"rng-{args.tag}", report))
     return 0
 
 

@@ -45,6 +45,13 @@ def philox_fused(key, block, network, position, out):
 
 
 @kernel
+def box_muller_only(u, out):
+    """The Box-Muller pass of ``rng.fill_normals`` alone: u (2 m,) uniforms -> out (2 m,)."""
+    for i in range(out.shape[0] // 2):
+        out[2 * i], out[2 * i + 1] = _box_muller(u[2 * i], u[2 * i + 1])
+
+
+@kernel
 def philox_polar(key, block, network, position, out):
     """Marsaglia's polar method on Philox uniforms: rejection (accepts pi/4), so a counter
     no longer maps to fixed outputs, and the data-dependent branch keeps it scalar."""

@@ -4,7 +4,9 @@
 
 Each benchmark is a function ``bench_<name>(quick: bool) -> dict`` in ``bench_<name>.py``
 beside this file, registered in ``BENCHMARKS``; its report is printed and written to
-``results/<name>.json``. To add one, write the module and add a line below.
+``results/<name>.json``. To add one, write the module and add a line below. A report whose
+``"results"`` maps labels to ``_timing.time_per_item`` statistics prints as a table;
+any other report prints as JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from _timing import format_row, write_json  # noqa: E402
 #: name -> module (``bench_<name>.py``) whose ``bench_<name>(quick)`` runs it.
 BENCHMARKS = {
     "rng": "bench_rng",
+    "samplers": "bench_samplers",
+    "mpi": "bench_mpi",
 }
 
 
@@ -35,11 +39,13 @@ def main(argv=None) -> int:
         fn = getattr(importlib.import_module(BENCHMARKS[name]), f"bench_{name}")
         report = fn(args.quick)
         print(f"== {name}")
-        for label, stats in report.get("results", {}).items():
-            if isinstance(stats, dict) and "median" in stats:
+        rows = report.get("results")
+        if isinstance(rows, dict) and all(isinstance(v, dict) and "median" in v
+                                          for v in rows.values()):
+            for label, stats in rows.items():
                 print(format_row(label, stats))
-            else:
-                print(f"{label}: {json.dumps(stats)}")
+        else:  # free-form report
+            print(json.dumps(report, indent=2, default=str))
         if not args.no_write:
             print("wrote", write_json(name, report))
     return 0

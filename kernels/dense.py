@@ -86,9 +86,9 @@ def _dense_network(key, block, network, inputs, widths, C_W, C_b, act_code, act_
                 for j in range(n_in):       # reduction: vectorised under `reassoc`
                     acc += wr[j] * h[a, j]
                 z[a, i] += scale * acc
-        zz = z[:, :n]
         for a in range(k):
-            activate(act_code, act_param, zz[a], h[a, :n])
+            # row slices z[a, :n] keep the C layout (z[:, :n][a] would be 'A')
+            activate(act_code, act_param, z[a, :n], h[a, :n])
         metric_from_activations(h, n, C_W[l + 1], C_b[l + 1], G, out[l])
         n_in = n
 

@@ -85,9 +85,11 @@ if _FunctionCache is not None:
 
 
 def _decorator(**defaults):
+    # Works as @deco, @deco(**options) and @deco(signature(s), **options), like numba.njit.
     def decorate(fn=None, **options):
         options = {**defaults, **options}
         cache = options.pop("cache", False)
+        sigs = None if fn is None or callable(fn) else fn
 
         def wrap(f):
             disp = numba.njit(**options)(f)
@@ -96,9 +98,13 @@ def _decorator(**defaults):
                     disp.enable_caching()
                 else:
                     disp._cache = _KernelsCache(disp.py_func)
+            if sigs is not None:  # eager compilation, after the cache is in place
+                for sig in sigs if isinstance(sigs, (list, tuple)) else [sigs]:
+                    disp.compile(sig)
+                disp.disable_compile()
             return disp
 
-        return wrap if fn is None else wrap(fn)
+        return wrap(fn) if callable(fn) else wrap
 
     return decorate
 

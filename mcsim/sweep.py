@@ -322,8 +322,9 @@ def check_existing(sweep_dir, tasks: list[Task]) -> None:
                 conflicts.append(t.index)
     if conflicts:
         listed = ", ".join(map(str, conflicts[:10])) + (" ..." if len(conflicts) > 10 else "")
-        raise SweepError(f"{sweep_dir} holds results of a different sweep (tasks {listed} have other "
-                         "configs); use another folder, or delete it to start over")
+        which = f"tasks {listed} have other configs" if len(conflicts) > 1 else f"task {listed} has another config"
+        raise SweepError(f"{sweep_dir} holds results of a different sweep ({which}); use another "
+                         "folder, or delete it to start over")
 
 
 def _without_path(cfg):

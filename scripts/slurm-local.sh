@@ -67,11 +67,11 @@ pid_alive() {
 }
 
 stop_pidfile() {
-    local file=$1 name=$2 pid i
+    local file=$1 name=$2 pid
     if ! pid_alive "$file" "$name"; then rm -f "$file"; return 0; fi
     pid=$(tr -dc '0-9' <"$file")
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         [ -d "/proc/$pid" ] || break
         sleep 0.1
     done
@@ -98,8 +98,7 @@ start_munge() {
         --socket="$MUNGE_DIR/munge.socket" --key-file="$MUNGE_DIR/munge.key" \
         --pid-file="$MUNGE_DIR/munged.pid" --log-file="$MUNGE_DIR/munged.log" \
         --seed-file="$MUNGE_DIR/munged.seed" >/dev/null 2>&1 || return 1
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         [ -S "$MUNGE_DIR/munge.socket" ] && pid_alive "$MUNGE_DIR/munged.pid" munged && return 0
         sleep 0.1
     done
@@ -188,8 +187,8 @@ start() {
     # -i: ignore state left by an earlier run of this folder (old jobs, old node state).
     slurmctld -i -f "$CONF"
     slurmd -f "$CONF" -N "$NODE"
-    local i state
-    for i in $(seq 300); do
+    local state
+    for _ in $(seq 300); do
         state=$(node_state)
         # "idle*" means the node has not registered yet.
         if [ "$state" = idle ]; then
@@ -212,12 +211,12 @@ stop_daemons() {
 stop() {
     if pid_alive "$STATE/slurmctld.pid" slurmctld; then
         # Cancel this cluster's jobs first so that no job step outlives the daemons.
-        local jobs i
+        local jobs
         jobs=$(squeue -h -o %A 2>/dev/null || true)
         if [ -n "$jobs" ]; then
             # shellcheck disable=SC2086
             scancel $jobs 2>/dev/null || true
-            for i in $(seq 100); do
+            for _ in $(seq 100); do
                 [ -z "$(squeue -h -o %A 2>/dev/null)" ] && break
                 sleep 0.1
             done

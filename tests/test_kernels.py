@@ -98,6 +98,10 @@ def test_markov_and_dense_agree_in_distribution(case):
     c2 = dict(c, C_W=tuple(v * (1.3 if i == 1 else 1.0) for i, v in enumerate(c["C_W"])))
     b2 = _flat(_run("dense", 12, **c2))
     assert np.abs(_z_means(a, b2)).max() > Z_MAX
+    # ... and so is a doubled first width in the covariances (the fluctuations scale as 1/n)
+    c3 = dict(c, widths=(2 * c["widths"][0],) + tuple(c["widths"][1:]))
+    b3 = _flat(_run("dense", 12, **c3))
+    assert np.abs(_z_covs(a, b3)).max() > Z_MAX
 
 
 @pytest.mark.parametrize("sampler,weights", [("markov", "gaussian"), ("dense", "gaussian"),
@@ -108,6 +112,22 @@ def test_linear_network_metric_is_exact(sampler, weights):
     expected = _expected_linear_metric(c["inputs"], np.array(c["C_W"]), np.array(c["C_b"]))
     z = (out.mean(axis=0) - expected) / (out.std(axis=0, ddof=1) / np.sqrt(len(out)))
     assert np.abs(z).max() < Z_MAX, z
+
+
+@pytest.mark.parametrize("sampler", ["markov", "dense"])
+def test_relu_diagonal_metric_is_exact(sampler):
+    # E[relu(z)^2 | Ghat] = Ghat_aa / 2 for z ~ N(0, Ghat_aa), so at any width
+    # E[Ghat^(l+1)_aa] = C_b^(l+1) + C_W^(l+1) / 2 * E[Ghat^(l)_aa].
+    c = CASES["relu-k3"]
+    out = _flat(_run(sampler, 4, **c))
+    x, C_W, C_b = c["inputs"], c["C_W"], c["C_b"]
+    g = C_b[0] + C_W[0] * np.sum(x * x, axis=1) / x.shape[1]
+    diag = ix.pair_index(x.shape[0]).diagonal()
+    for s in range(out.shape[1]):
+        g = C_b[s + 1] + C_W[s + 1] / 2 * g
+        y = out[:, s, diag]
+        z = (y.mean(axis=0) - g) / (y.std(axis=0, ddof=1) / np.sqrt(len(y)))
+        assert np.abs(z).max() < Z_MAX, (s, z)
 
 
 @pytest.mark.parametrize("weights,kappa", [("gaussian", 0.0), ("uniform", -1.2),

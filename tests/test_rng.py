@@ -335,3 +335,15 @@ def test_sincos_accuracy():
         nz = ref != 0
         assert np.all(got[~nz] == 0)
         assert _ulps(got[nz], ref[nz]).max() <= 3.0
+
+
+def test_cache_key_includes_kernel_sources():
+    # A cached kernel is recompiled when any kernels/*.py changes (Numba alone would only
+    # notice changes to the kernel's own file and load a sampler with a stale generator).
+    from mcsim.kernels import jit
+
+    disp = rng.fill_normals
+    if not disp.signatures:
+        disp(rng.seed_key(0), 0, 0, 0, np.empty(2))
+    key = disp._cache._index_key(disp.signatures[0], disp.targetctx.codegen())
+    assert key[-1] == jit.sources_digest()

@@ -199,7 +199,9 @@ def _scales(K):
     d = np.sqrt(np.maximum(np.diag(K), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(np.outer(d, d) > 0, K / np.outer(d, d), 0.0)
-    return d, np.clip(rho, -1.0, 1.0)
+    rho = np.clip(rho, -1.0, 1.0)
+    rho[np.diag_indices_from(rho)] = np.where(d > 0, 1.0, 0.0)     # exact: arccos is steep at 1
+    return d, rho
 
 
 def _two_point_closed(act, K):
@@ -218,8 +220,8 @@ def _two_point_closed(act, K):
         g = 1 + 2 * np.diag(K)
         return (2 / np.pi) * np.arcsin(np.clip(2 * K / np.sqrt(np.outer(g, g)), -1, 1))
     if _is_sin(act):
-        dg = np.diag(K)
-        return np.exp(-0.5 * (dg[:, None] + dg[None, :])) * np.sinh(K)
+        m = 0.5 * (np.diag(K)[:, None] + np.diag(K)[None, :])
+        return 0.5 * (np.exp(K - m) - np.exp(-K - m))
     return None
 
 
@@ -234,8 +236,8 @@ def _derivative_two_point_closed(act, K):
         det = np.outer(g, g) - 4 * K * K
         return (4 / np.pi) / np.sqrt(np.maximum(det, 0.0))
     if _is_sin(act):
-        dg = np.diag(K)
-        return np.exp(-0.5 * (dg[:, None] + dg[None, :])) * np.cosh(K)
+        m = 0.5 * (np.diag(K)[:, None] + np.diag(K)[None, :])
+        return 0.5 * (np.exp(K - m) + np.exp(-K - m))
     return None
 
 
