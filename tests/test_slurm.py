@@ -288,6 +288,11 @@ def test_sweep_array_end_to_end(slurm, tmp_path):
         g = f["tasks/1"]
         assert g.attrs["network.width"] == 8 and g.attrs["status"] == "complete"
         assert np.array_equal(g["layers/3/vertex"][()], src["layers/3/vertex"][()])
+    # ... and on to the 1/n fit over the widths, with figures
+    plots = tmp_path / "plots"
+    proc = slurm.run(mcsim, "compare", out, "--plot", plots, timeout=120)
+    assert "width sweep over 3 runs" in proc.stdout
+    assert list(plots.glob("*.png"))
 
 
 def test_warning_signal_requeues_array_task_and_resumes(slurm, rate, tmp_path):

@@ -1,0 +1,21 @@
+"""Predictions of the 1/n expansion (theory notes section 5).
+
+    from mcsim.theory import predict, find_criticality
+    P = predict("tanh", inputs, widths=[64] * 4, C_W=1.0, C_b=0.0)
+    P.layer(3).kernel, P.layer(3).correction, P.layer(3).vertex, P.layer(3).metric
+
+Modules:
+    quadrature   Gaussian quadrature rules (piecewise Gauss-Legendre split at kinks)
+    gaussian     <f(z)>_K for activations, closed forms, derivatives in K (Price's theorem)
+    recursions   per-layer K, V, G^{1} (1/n metric correction), NTK mean
+    criticality  chi_parallel, chi_perpendicular, fixed points, critical (C_b, C_W), class
+    store        prediction files (kind = "prediction") and text output
+"""
+from .criticality import (chi_parallel, chi_perpendicular, find_criticality, fixed_points,
+                          kernel_map, summary)
+from .gaussian import derivative_two_point, four_point, two_point, two_point_jacobian
+from .recursions import LayerPrediction, Prediction, predict, predict_config
+
+__all__ = ["predict", "predict_config", "Prediction", "LayerPrediction", "two_point",
+           "four_point", "derivative_two_point", "two_point_jacobian", "chi_parallel",
+           "chi_perpendicular", "fixed_points", "kernel_map", "find_criticality", "summary"]
