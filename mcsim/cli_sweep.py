@@ -48,8 +48,8 @@ def _status_line(index: int, params: dict, status: str) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import (SweepError, build_tasks, load_sweep, read_manifest, result_status,
-                        submit, submit_command, write_sweep, active_jobs)
+    from .sweep import (SweepError, active_jobs, build_tasks, check_existing, load_sweep,
+                        read_manifest, result_status, submit, submit_command, write_sweep)
     sweep_path = Path(args.sweep)
     sweep_dir = Path(args.dir) if args.dir else sweep_path.with_suffix("")
     if sweep_dir.resolve() == sweep_path.resolve():
@@ -65,6 +65,7 @@ def cmd_sweep(args) -> int:
         for t in tasks:
             print(_status_line(t.index, t.params, statuses[t.index]))
         if args.dry_run:
+            check_existing(sweep_dir, tasks)
             if todo:
                 print("would run: " + submit_command(sweep_dir, todo, max_parallel))
             else:

@@ -46,6 +46,9 @@ def add_commands(subparsers) -> None:
     c.add_argument("--layer", type=int, action="append", help="only this layer (repeatable)")
     c.add_argument("--stat", action="append", choices=("metric", "vertex", "kurtosis"),
                    help="only this statistic (repeatable; default all)")
+    c.add_argument("--order", type=int, choices=(1, 2),
+                   help="width fits: 1 = X_inf + a/n, 2 = + b/n^2 (default: 2 only with >= 4 "
+                   "widths when chi^2 supports it)")
     c.add_argument("--tables", action="store_true",
                    help="with several runs: also print each run's full comparison table")
     c.set_defaults(func=cmd_compare)
@@ -150,7 +153,7 @@ def cmd_compare(args) -> int:
             if len(widths) < 2:
                 continue
             sweep = C.width_sweep(group, statistics=tuple(s for s in stats if s != "kurtosis"),
-                                  layers=args.layer)
+                                  layers=args.layer, order=args.order)
             print(sweep.text())
             if args.plot and len(sweep.rows):
                 for p in C.plot_width_sweep(sweep, args.plot, stem=f"width_sweep_{i}"):

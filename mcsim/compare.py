@@ -9,9 +9,10 @@
   the leading V for the vertex, 3 V_aaaa / (n_{l-1} K_aa^2) for the kurtosis) and the
   deviation in standard errors. ``table.rows`` is a numpy structured array.
 * ``width_sweep(measurements)`` -> ``WidthSweep``: for runs that differ only in width, a
-  weighted least-squares fit X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when the chi^2
-  drop supports it) per layer and entry, with n = n_{l-1} the fan-in of the layer;
-  X_inf is held against the leading prediction and, for the metric, a against G^{1}.
+  weighted least-squares fit X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when it lowers
+  chi^2 by more than 2, Akaike's criterion) per layer and entry, with n = n_{l-1} the
+  fan-in of the layer; X_inf is held against the leading prediction and, for the
+  metric, a against G^{1}.
 * ``plot_layers`` / ``plot_width_sweep``: PNG and PDF figures.
 
 Entry labels: metric ``G[ab]``, vertex ``V[(a1a2)(a3a4)]``, kurtosis ``kurt[a]`` with the
@@ -276,7 +277,8 @@ def _lsq(n, y, s, order):
 
 def fit_width(n, y, s, order: int | None = None) -> WidthFit:
     """Fit X(n) = X_inf + a/n, or with + b/n^2 when ``order=2``; ``order=None`` chooses 2
-    only with >= 4 widths and a chi^2 drop > 3.84 (5% for one extra parameter)."""
+    only with >= 4 widths and when the b term lowers chi^2 by more than 2 (Akaike's
+    criterion for one extra parameter)."""
     n, y, s = (np.asarray(v, dtype=float) for v in (n, y, s))
     if np.any(s <= 0):
         raise ValueError("fit_width needs positive standard errors")
@@ -287,7 +289,7 @@ def fit_width(n, y, s, order: int | None = None) -> WidthFit:
     lin = _lsq(n, y, s, 1)
     if len(set(n.tolist())) >= 4:
         quad = _lsq(n, y, s, 2)
-        if lin.chi2 - quad.chi2 > 3.84:
+        if lin.chi2 - quad.chi2 > 2.0:
             return quad
     return lin
 
@@ -326,6 +328,16 @@ class WidthSweep:
                          f"{r['leading']:12.6g} {r['X_inf_dev']:+6.2f} {r['a']:11.4g} "
                          f"{r['a_err']:8.2g} {a_pred:>10} {a_dev:>6} "
                          f"{r['chi2']:5.1f}/{r['dof']:<3d}" + ("  (+b/n^2)" if r["order"] == 2 else ""))
+        mkeys = [k for k in self.points if k[1] == "metric"]
+        if mkeys:
+            lines.append("metric: n (G - K) per width, which tends to the predicted G1 as n grows")
+            row_of = {(r["layer"], r["statistic"], r["entry"]): r for r in self.rows}
+            for key in mkeys:
+                n, x, s, lead = self.points[key]
+                cells = ", ".join(f"n={int(a)}: {a * (d - k0):+.4g} +- {a * e:.2g}"
+                                  for a, d, e, k0 in zip(n, x, s, lead))
+                lines.append(f"  layer {key[0]} {key[2]}: {cells}  (G1 = "
+                             f"{row_of[key]['a_predicted']:+.4g})")
         vkeys = [k for k in self.points if k[1] == "vertex"]
         if vkeys:
             lines.append("vertex: deviation from leading order, and n times it (constant if it "
@@ -357,8 +369,14 @@ def _same_network(ms):
                              f"their scale): {ref.widths} vs {m.widths}")
 
 
-def width_sweep(measurements, statistics=("metric", "vertex"), layers=None) -> WidthSweep:
-    """Fit every distinct entry against 1/n_{l-1} across runs that differ only in width."""
+def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
+                order: int | None = None) -> WidthSweep:
+    """Fit every distinct entry against 1/n_{l-1} across runs that differ only in width.
+
+    ``order``: 1 (X_inf + a/n), 2 (+ b/n^2) or None (2 only when >= 4 widths and the chi^2
+    drop supports it). Deep networks near criticality have large 1/n^2 terms (the expansion
+    parameter is depth/width); a linear fit then biases X_inf and a (watch chi^2, or compare
+    the "n (G - K)" columns of ``text()``, which tend to G1 as n grows)."""
     ms = [m if isinstance(m, Measurement) else measurement_from_result(m) for m in measurements]
     if len(ms) < 2:
         raise ValueError("a width sweep needs at least two runs")
@@ -380,9 +398,9 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None) -> W
                 if np.any(s <= 0) or not np.all(np.isfinite(x)) or len(set(n)) < 2:
                     continue
                 label = entry_label(stat, idx)
-                order = np.argsort(n)
-                n, x, s, lead = n[order], x[order], s[order], lead[order]
-                fit = fit_width(n, x, s)
+                srt = np.argsort(n)
+                n, x, s, lead = n[srt], x[srt], s[srt], lead[srt]
+                fit = fit_width(n, x, s, order=order if order is None else min(order, len(n) - 1))
                 err = fit.errors
                 # G1 is normalised by the fan-in of the same run, so a = G1 (fixed width ratios)
                 a_pred = float(preds[0].layer(l).correction[idx]) if stat == "metric" else np.nan
@@ -506,7 +524,10 @@ def plot_width_sweep(sweep: WidthSweep, outdir, stem="width_sweep", layer=None,
             ax.plot(inv, lead[0] + r["a_predicted"] * inv, "--", color="C3", lw=1,
                     label="$K + G^{1}/n$")
         ax.set_xlabel("$1/n_{\\ell-1}$")
-        ax.set_ylabel(f"{key[2]}  (layer {key[0]})")
+        d = "".join(c for c in key[2] if c.isdigit())
+        sym = f"G^{{({key[0]})}}_{{{d}}}" if key[1] == "metric" else \
+            f"V^{{({key[0]})}}_{{({d[:2]})({d[2:]})}}"
+        ax.set_ylabel(f"${sym}$")
         ax.set_xlim(left=-0.02 / n.min())
         ax.legend(frameon=False)
     fig.suptitle(_title(sweep.measurements[0]).rsplit(", widths", 1)[0] +

@@ -341,6 +341,7 @@ def write_sweep(sweep: Sweep, sweep_dir, tasks: list[Task], template: Path | Non
     manifest into sweep_dir; returns the manifest. Existing results are kept."""
     sweep_dir = Path(sweep_dir)
     check_existing(sweep_dir, tasks)
+    template_text = read_template(template)      # before writing anything
     (sweep_dir / LOGS_DIR).mkdir(parents=True, exist_ok=True)
     for t in tasks:
         folder = sweep_dir / TASKS_DIR / str(t.index)
@@ -348,7 +349,7 @@ def write_sweep(sweep: Sweep, sweep_dir, tasks: list[Task], template: Path | Non
         _write_text(folder / CONFIG_NAME, toml_dumps(t.config))
     _write_text(sweep_dir / "sweep.toml", sweep.path.read_text())
     _write_text(sweep_dir / "base.toml", sweep.base_path.read_text())
-    script = render_job_script(read_template(template), sweep_dir.resolve(), len(tasks), sweep.slurm)
+    script = render_job_script(template_text, sweep_dir.resolve(), len(tasks), sweep.slurm)
     _write_text(sweep_dir / JOB_SCRIPT, script)
     os.chmod(sweep_dir / JOB_SCRIPT, 0o755)
     manifest = manifest_dict(sweep, tasks)

@@ -5,12 +5,14 @@
 #   scripts/slurm-local.sh install        install slurmctld, slurmd, slurm-client, munge (apt)
 #   scripts/slurm-local.sh start [DIR]    install if missing, write a config, start the daemons
 #   scripts/slurm-local.sh stop [DIR]     cancel our jobs, stop the daemons (by their pid files)
+#   scripts/slurm-local.sh restart [DIR]  stop, then start
 #   scripts/slurm-local.sh status [DIR]   daemons, node state; exit status 0 when usable
 #   scripts/slurm-local.sh env [DIR]      print `export SLURM_CONF=...` (use with eval)
 #
 # Everything (config, state, spool, logs, pid files, munge socket and key) lives under one
-# state folder: DIR, else $MCSIM_SLURM_DIR, else ${TMPDIR:-/tmp}/mcsim-slurm. Nothing is
-# written to /etc and no system service is touched, so it can run next to a real install.
+# state folder: DIR, else $MCSIM_SLURM_DIR, else ${TMPDIR:-/tmp}/mcsim-slurm. The running
+# cluster writes nothing to /etc and touches no system service, so it can run next to a
+# real installation (give it other ports).
 #
 # Other settings (environment):
 #   MCSIM_SLURM_PORT   slurmctld port (default 6817); slurmd uses the next one
@@ -18,6 +20,8 @@
 #                      cores is fine (config_overrides), it lets small MPI jobs run
 #   MCSIM_SLURM_AUTH   "munge" (default) or "none"; munge falls back to none if munged
 #                      cannot be started
+#   MCSIM_SLURM_CRED_EXPIRE  seconds a requeued job waits before it may start again
+#                      (default 5 here; SLURM's own default is 120)
 #
 # Needs root: apt-get, munged runs as the munge user, slurmd launches jobs. No systemd or
 # cgroups are needed (proctrack/linuxproc, task/none). Daemons are always stopped by the pid
@@ -27,6 +31,8 @@ set -euo pipefail
 
 cmd=${1:-status}
 STATE=${2:-${MCSIM_SLURM_DIR:-${TMPDIR:-/tmp}/mcsim-slurm}}
+# Absolute, because the daemons change directory and slurm.conf names files in it.
+STATE=$(realpath -m -- "$STATE")
 PORT=${MCSIM_SLURM_PORT:-6817}
 NODE=$(hostname -s)
 CONF=$STATE/slurm.conf
@@ -185,8 +191,11 @@ start() {
     fi
     write_conf "$auth"
     # -i: ignore state left by an earlier run of this folder (old jobs, old node state).
-    slurmctld -i -f "$CONF"
-    slurmd -f "$CONF" -N "$NODE"
+    if ! slurmctld -i -f "$CONF" || ! slurmd -f "$CONF" -N "$NODE"; then
+        log "a daemon failed to start; logs follow"
+        tail -n 20 "$STATE/log/slurmctld.log" "$STATE/log/slurmd.log" >&2 || true
+        return 1
+    fi
     local state
     for _ in $(seq 300); do
         state=$(node_state)
@@ -245,6 +254,6 @@ case $cmd in
     restart) stop; start ;;
     status) status ;;
     env) echo "export SLURM_CONF=$CONF" ;;
-    -h|--help|help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" ;;
     *) die "unknown command '$cmd' (install, start, stop, restart, status, env)" ;;
 esac

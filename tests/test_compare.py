@@ -151,7 +151,8 @@ def test_cli_compare_and_theory(tmp_path, capsys):
     # theory: print and store like a measurement
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text('[network]\ninput_dim = 3\nwidths = [8, 8, 8]\nactivation = "tanh"\n'
-                        'C_W = 1.5\nC_b = 0.1\n[inputs]\nvalues = [[1.2, 0.5, -0.3], [0.1, -0.8, 1.0]]\n'
+                        'C_W = 1.5\nC_b = 0.1\n[inputs]\n'
+                        'values = [[1.2, 0.5, -0.3], [0.1, -0.8, 1.0]]\n'
                         '[ensemble]\nnetworks = 10\nseed = 1\n')
     assert main(["theory", str(cfg_path), "-o", str(tmp_path / "pred.h5")]) == 0
     out = capsys.readouterr().out

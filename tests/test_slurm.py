@@ -241,6 +241,15 @@ def test_ensemble_job_with_srun_two_ranks(slurm, tmp_path):
         assert int(f.attrs["ranks"]) == 2
     assert_same_estimates(tmp_path / "out.h5", tmp_path / "ref.h5")
 
+    # the same job again finds the result complete and samples nothing
+    log2 = tmp_path / "again.out"
+    job = slurm.sbatch("--nodes=1", "--ntasks-per-node=2", "--time=5", f"--output={log2}",
+                       ROOT / "jobs" / "ensemble.sbatch", cfg, tmp_path / "out.h5", cwd=tmp_path)
+    (state,) = slurm.wait(job, 60, log2)
+    assert state["JobState"] == "COMPLETED", log2.read_text()
+    assert "already complete" in log2.read_text()
+    assert_same_estimates(tmp_path / "out.h5", tmp_path / "ref.h5")
+
 
 def test_sweep_array_end_to_end(slurm, tmp_path):
     """mcsim sweep --submit (every task with srun -n 2), resubmission, mcsim collect."""
@@ -297,12 +306,13 @@ def test_sweep_array_end_to_end(slurm, tmp_path):
 
 def test_warning_signal_requeues_array_task_and_resumes(slurm, rate, tmp_path):
     """SLURM's warning signal (delivered on demand here, as --signal=B:USR1 does) makes the
-    array task checkpoint, requeue itself and resume; the result equals an uninterrupted run."""
+    array task (two MPI ranks) checkpoint, requeue itself and resume; the result equals an
+    uninterrupted single-process run."""
     n = networks_for(rate, seconds=8)
     write_config(tmp_path / "relu.toml", width=CALIBRATION_WIDTH, networks=n, block_size=1024, interval=0.3)
     sweep = tmp_path / "one.toml"
     sweep.write_text('base = "relu.toml"\n[vary]\n"ensemble.seed" = [11]\n'
-                     '[slurm]\ntime = "00:05:00"\n')
+                     '[slurm]\ntime = "00:05:00"\nntasks = 2\n')
     d = tmp_path / "sweep"
     proc = slurm.run(VENV_BIN / "mcsim", "sweep", sweep, "-d", d, "--submit")
     job = proc.stdout.strip().splitlines()[-1]
@@ -328,6 +338,8 @@ def test_warning_signal_requeues_array_task_and_resumes(slurm, rate, tmp_path):
     assert "time-limit warning" in text and f"requeueing {task}" in text
     assert "resuming" in text and "restart 1" in text
     assert (d / "tasks/0/exit_status").read_text().strip() == "0"
+    with h5py.File(result, "r") as f:
+        assert int(f.attrs["ranks"]) == 2
     assert_same_estimates(result, tmp_path / "ref.h5")
 
 

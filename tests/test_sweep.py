@@ -381,3 +381,11 @@ def test_collect_real_results(tmp_path, capsys):
         assert [json.loads(s) for s in f["manifest"]["network.activation"]] == \
             ["relu", {"name": "leaky_relu", "slope": 0.2}]
         assert tomllib.loads(f.attrs["base_toml"])["network"]["widths"] == [8, 8, 1]
+
+
+def test_missing_template_writes_nothing(tmp_path, capsys):
+    path = make_sweep(tmp_path, PRODUCT)
+    d = tmp_path / "sw"
+    assert main(["sweep", str(path), "-d", str(d), "--template", str(tmp_path / "nope.sbatch")]) == 2
+    assert "nope.sbatch not found" in capsys.readouterr().err
+    assert not d.exists()

@@ -50,7 +50,8 @@ def test_gelu_half_stable_point_verified_independently():
     (p,) = [q for q in c.points if q.kind == "K*>0"]
     gelu = lambda x: x * special.ndtr(x)                                       # noqa: E731
     dgelu = lambda x: special.ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)  # noqa: E731
-    assert p.C_b + p.C_W * _expect(lambda x: gelu(x) ** 2, p.K_star) == pytest.approx(p.K_star, rel=1e-9)
+    fixed = p.C_b + p.C_W * _expect(lambda x: gelu(x) ** 2, p.K_star)
+    assert fixed == pytest.approx(p.K_star, rel=1e-9)
     assert p.C_W * _expect(lambda x: dgelu(x) ** 2, p.K_star) == pytest.approx(1, rel=1e-9)
     assert p.chi_par == pytest.approx(1, rel=1e-8)
     assert (p.C_b, p.C_W, p.K_star) == (pytest.approx(0.17292239, rel=1e-6),

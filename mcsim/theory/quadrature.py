@@ -189,8 +189,9 @@ def iter_grid(K, breakpoints=(0.0,), q=None, method: str = "legendre",
     tail = np.sqrt(np.maximum(np.cumsum((L ** 2)[:, ::-1], axis=1)[:, ::-1] - L ** 2, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         width = np.where(active, tail / np.abs(L), np.inf)
+    grades = np.outer([-1, 1], GRADES[min(r, 4)]).ravel()
     offsets = [np.array([0.0] if not (0 < width[i, j] < _GRADE_BELOW) else
-                        np.concatenate([[0.0], np.outer([-1, 1], GRADES[min(r, 4)]).ravel() * width[i, j]]))
+                        np.concatenate([[0.0], grades * width[i, j]]))
                for j in range(r) for i in range(k)]
     offsets = [[offsets[j * k + i] for i in range(k)] for j in range(r)]
     kink_arr = np.asarray(kinks)

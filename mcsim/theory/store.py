@@ -77,7 +77,7 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
             shown = quads if show_all else quads[:limit]
             for q in shown:
                 a1, a2, a3, a4 = q
-                norm = np.sqrt(p.kernel[a1, a1] * p.kernel[a2, a2] * p.kernel[a3, a3] * p.kernel[a4, a4])
+                norm = np.sqrt(np.prod(np.diag(p.kernel)[list(q)]))
                 lines.append(f"  V[({a1 + 1}{a2 + 1})({a3 + 1}{a4 + 1})]{'':<1} {p.vertex[q]:15.8g}"
                              f"   V/K^2 = {p.vertex[q] / norm:.8g}")
             if len(shown) < len(quads):
