@@ -29,12 +29,19 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .jit import inline, kernel, parallel_kernel
+from .jit import inline, kernel
 
 __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 
 
-@parallel_kernel
+# Serial on purpose. As a prange loop, its reductions (vectorised under `reassoc`) compiled
+# to different last bits in the process that compiled the kernel than in processes that
+# loaded it from Numba's cache (numba 0.68, also with the loop body in a separate kernel),
+# which broke bitwise reproducibility between ranks. Serial, the compiled and the cached
+# code agree (tests/test_moments.py checks it in fresh processes). The cost is small: the
+# threads parallelise the sampling, which dominates except for k >= 6 with six-point
+# statistics.
+@kernel
 def block_moments(samples, layers, triples, order, mean_out, m2_out, m3_out):
     """Exact two-pass central moments of every block, for the selected layers.
 
@@ -47,13 +54,13 @@ def block_moments(samples, layers, triples, order, mean_out, m2_out, m3_out):
         m2_out: (n_blocks, Sr, m, m) <- M2 = sum d d^T (full symmetric).
         m3_out: (n_blocks, Sr, T) <- M3[t] = sum d_p d_q d_r (only written if order == 3).
 
-    Each block's count is ``block_size``. Parallel over (block, layer); every output entry
-    is computed by one thread in a fixed order (bitwise independent of the thread count).
+    Each block's count is ``block_size``. Every output entry is computed in a fixed order
+    (bitwise independent of thread counts and of compiled vs cached code).
     """
     n_blocks, N, _, m = samples.shape
     Sr = layers.shape[0]
     T = triples.shape[0]
-    for task in numba.prange(n_blocks * Sr):
+    for task in range(n_blocks * Sr):
         i = task // Sr
         r = task - i * Sr
         s = layers[r]

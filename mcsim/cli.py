@@ -109,6 +109,8 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def cmd_run(args) -> int:
+    from .signals import capture_early
+    capture_early()             # before the slow imports: a SLURM warning now is not fatal
     from .config import ConfigError, load_config
     from .driver import EXIT_INTERRUPTED, Interrupted, ResumeError, simulate
     from .hdf5io import ResultFileError

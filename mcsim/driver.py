@@ -14,8 +14,6 @@ more networks extends it.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from .hdf5io import read_run, remove_stale_temporaries, write_run
 from .indexing import triples as triples_table
 from .parallel import get_comm
 from .progress import Progress
+from .signals import StopFlag
 from .results import Result, layer_estimates
 
 log = logging.getLogger("mcsim")
@@ -134,35 +133,6 @@ class BlockSampler:
         return mean, m2, m3
 
 
-class _StopFlag:
-    """Signal handlers set a flag; the loop checkpoints at the end of the round.
-    A second SIGINT stops at once (the file still holds the last checkpoint)."""
-
-    SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
-
-    def __init__(self):
-        self.signame = None
-        self._old = {}
-
-    def _handler(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.signame == "SIGINT" and name == "SIGINT":
-            raise KeyboardInterrupt
-        self.signame = name
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for name in self.SIGNALS:
-                sig = getattr(signal, name, None)
-                if sig is not None:
-                    self._old[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 # ---------------------------------------------------------------------------------------
 def compute_estimates(cfg: Config, acc: BinnedMoments) -> dict[int, dict]:
     """{l: {stat: (mean, stderr)}} for every recorded layer."""
@@ -229,7 +199,7 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
     timing = {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0}   # root, this session
     if comm.is_root:
         state["timing"] = timing
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         while True:
             t_reduce = time.monotonic()
             plan = comm.bcast((per_rank, stop_signal) if comm.is_root else None)
@@ -264,6 +234,7 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
                     last_checkpoint = time.monotonic()
                     timing["checkpoint"] += last_checkpoint - now
     if not comm.is_root:
+        comm.barrier()          # the root's final write is done: only now may this rank exit
         if stop_signal:
             raise Interrupted(path, next_block * bs, stop_signal)
         return None
@@ -276,6 +247,7 @@ def simulate(cfg: Config, *, output=None, threads: int | None = None, progress: 
     if path:
         write_run(path, cfg, acc, estimates, attrs, stochastic_layers(cfg))
     timing["checkpoint"] += time.monotonic() - t_final
+    comm.barrier()              # (a rank exiting early could make srun kill this write)
     if stop_signal and not complete:
         raise Interrupted(path, acc.networks, stop_signal)
     return build_result(cfg, estimates, attrs, path)

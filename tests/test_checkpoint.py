@@ -126,3 +126,15 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise_equal(reference, tmp_pa
     assert proc.returncode == 0, err
     assert_same_statistics(ref, out)
     assert not stale.exists()
+
+
+def test_signal_during_start_up_still_checkpoints(reference, tmp_path):
+    """A SLURM warning that arrives while mcsim is still importing is not fatal."""
+    cfg, _ = reference
+    out = tmp_path / "early.h5"
+    proc = start(cfg, out)
+    time.sleep(0.15)                # during the imports, before sampling starts
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 75, err
+    assert not read_run(out).attrs["complete"]
