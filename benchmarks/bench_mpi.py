@@ -58,7 +58,7 @@ def _run(ranks: int, cfg: Path, out: Path) -> dict:
 
 
 def bench_mpi(quick: bool = False) -> dict:
-    width, networks = (128, 200_000) if quick else (256, 1_000_000)
+    width, networks = (128, 200_000) if quick else (256, 3_000_000)
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "bench.toml"
         cfg.write_text(textwrap.dedent(CONFIG.format(width=width, networks=networks)))

@@ -24,7 +24,6 @@ All summation orders are fixed, so results are bitwise reproducible.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import types
 from numba.extending import overload

@@ -119,6 +119,7 @@ def _groups(measurements):
 
 def cmd_compare(args) -> int:
     from . import compare as C
+    from . import plots as P
     stats = tuple(args.stat) if args.stat else C.STATISTICS
     ms = []
     for path in args.files:
@@ -133,12 +134,12 @@ def cmd_compare(args) -> int:
             table = C.compare(ms[0], statistics=stats, layers=args.layer)
             print(table.text())
             if args.plot:
-                for p in C.plot_layers(ms[0], args.plot):
+                for p in P.plot_layers(ms[0], args.plot):
                     print(f"wrote {p}")
             return EXIT_OK
         for i, group in enumerate(_groups(ms)):
             widths = sorted({m.widths[0] for m in group})
-            for m in group:
+            for j, m in enumerate(group):
                 table = C.compare(m, statistics=stats, layers=args.layer)
                 if args.tables:
                     print(table.text())
@@ -147,8 +148,9 @@ def cmd_compare(args) -> int:
                         line.split(" (")[0] for line in table.text().splitlines()
                         if line.split(":")[0] in stats))
                 if args.plot:
-                    stem = f"layers_{i}_n{m.widths[0]}"
-                    for p in C.plot_layers(m, args.plot, stem=stem):
+                    # j keeps runs of equal width (e.g. several seeds) from overwriting each other
+                    stem = f"layers_{i}_{j}_n{m.widths[0]}"
+                    for p in P.plot_layers(m, args.plot, stem=stem):
                         print(f"wrote {p}")
             if len(widths) < 2:
                 continue
@@ -156,7 +158,7 @@ def cmd_compare(args) -> int:
                                   layers=args.layer, order=args.order)
             print(sweep.text())
             if args.plot and len(sweep.rows):
-                for p in C.plot_width_sweep(sweep, args.plot, stem=f"width_sweep_{i}"):
+                for p in P.plot_width_sweep(sweep, args.plot, stem=f"width_sweep_{i}"):
                     print(f"wrote {p}")
     except ValueError as exc:
         return _err("compare", exc, EXIT_USAGE)

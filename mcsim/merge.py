@@ -8,7 +8,6 @@ to rounding (the test suite checks 1e-12 relative).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 

@@ -366,8 +366,13 @@ def write_sweep(sweep: Sweep, sweep_dir, tasks: list[Task], template: Path | Non
 # ---------------------------------------------------------------------------------------
 # the job script
 def default_template() -> Path:
-    """jobs/sweep-array.sbatch of the source tree mcsim runs from."""
-    return Path(__file__).resolve().parent.parent / "jobs" / "sweep-array.sbatch"
+    """jobs/sweep-array.sbatch: from the source tree mcsim runs from, else the copy
+    installed with the package (mcsim.jobs)."""
+    source = Path(__file__).resolve().parent.parent / "jobs" / "sweep-array.sbatch"
+    if source.exists():
+        return source
+    from importlib.resources import files
+    return Path(str(files("mcsim.jobs") / "sweep-array.sbatch"))
 
 
 def read_template(template: Path | None = None) -> str:
