@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
+from . import vmath
 from .jit import inline, kernel
 
 __all__ = [
@@ -98,14 +99,14 @@ def leaky_relu_second(x, param):
 def _sech2(x):
     # sech(x)^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): no cancellation (1 - tanh^2 has it
     # for large |x|) and no overflow.
-    e = math.exp(-2.0 * abs(x))
+    e = vmath.exp(-2.0 * abs(x))
     d = 1.0 + e
     return 4.0 * e / (d * d)
 
 
 @inline
 def tanh(x, param):
-    return math.tanh(x)
+    return vmath.tanh(x)
 
 
 @inline
@@ -115,14 +116,14 @@ def tanh_derivative(x, param):
 
 @inline
 def tanh_second(x, param):
-    return -2.0 * math.tanh(x) * _sech2(x)
+    return -2.0 * vmath.tanh(x) * _sech2(x)
 
 
 @inline
 def _sigmoid_pair(x):
     # (sigmoid(x), sigmoid(-x)) = (s, 1 - s), both to full relative precision: one exp of
     # a non-positive argument, never 1 - s computed by subtraction.
-    e = math.exp(-abs(x))
+    e = vmath.exp(-abs(x))
     r = 1.0 / (1.0 + e)
     if x >= 0.0:
         return r, e * r
@@ -150,7 +151,7 @@ def sigmoid_second(x, param):
 @inline
 def softplus(x, param):
     # log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}): no overflow, full precision for x << 0.
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+    return (x if x > 0.0 else 0.0) + vmath.log1p_unit(vmath.exp(-abs(x)))
 
 
 @inline
@@ -167,44 +168,62 @@ def softplus_second(x, param):
 
 @inline
 def sin(x, param):
-    return math.sin(x)
+    return vmath.sin(x)
 
 
 @inline
 def sin_derivative(x, param):
-    return math.cos(x)
+    return vmath.cos(x)
 
 
 @inline
 def sin_second(x, param):
-    return -math.sin(x)
+    return -vmath.sin(x)
+
+
+# sin restricted to arguments where vmath.sin does not fall back to libm (|x| <= ~1.6e6,
+# inf, NaN): the same values, but loops over them vectorise. `_dispatch` uses them when
+# every element of the array qualifies.
+@inline
+def _sin_reduced(x, param):
+    return vmath.sin_reduced(x)
+
+
+@inline
+def _sin_reduced_derivative(x, param):
+    return vmath.cos_reduced(x)
+
+
+@inline
+def _sin_reduced_second(x, param):
+    return -vmath.sin_reduced(x)
 
 
 @inline
 def erf(x, param):
-    return math.erf(x)
+    return vmath.erf(x)
 
 
 @inline
 def erf_derivative(x, param):
-    return _TWO_OVER_SQRT_PI * math.exp(-x * x)
+    return _TWO_OVER_SQRT_PI * vmath.exp(-x * x)
 
 
 @inline
 def erf_second(x, param):
-    return -2.0 * x * _TWO_OVER_SQRT_PI * math.exp(-x * x)
+    return -2.0 * x * _TWO_OVER_SQRT_PI * vmath.exp(-x * x)
 
 
 @inline
 def _phi(x):
     # standard normal density
-    return _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+    return _INV_SQRT_2PI * vmath.exp(-0.5 * x * x)
 
 
 @inline
 def _Phi(x):
     # standard normal CDF; erfc keeps the relative precision of the lower tail
-    return 0.5 * math.erfc(-x * _SQRT1_2)
+    return 0.5 * vmath.erfc(-x * _SQRT1_2)
 
 
 @inline
@@ -318,24 +337,52 @@ SPECS = (
 # Three element loops, one per derivative order. `_dispatch` gets one of them as a
 # compile-time function argument, so each public kernel below contains only its own loops
 # (a runtime `order` flag would compile all three per activation: twice the compile time).
-# Each loop is a plain dst[i] = f(src[i]) that LLVM vectorises (for the activations
-# without libm calls).
+# Each loop is a plain dst[i] = f(src[i]) that LLVM vectorises: the scalar functions use
+# kernels.vmath instead of libm (see docs/performance.md, "Activations").
+#
+# The loop always runs in place, on dst alone: an out-of-place call first copies src into
+# dst. (i) With two array arguments LLVM cannot know whether they coincide; it guards the
+# vector loop with a runtime overlap check, which fails for identical buffers (markov calls
+# activate in place), and runs the scalar remainder loop instead: 4.7 instead of 0.8 ns per
+# element for tanh. (ii) One loop per activation means one compiled instance, so in-place
+# and out-of-place calls give bitwise the same results (two loops are optimised separately
+# under `reassoc` / `contract` and can differ in the last bit). The copy costs ~0.05 ns per
+# element. src and dst must be the same array or not overlap at all.
+@inline
+def _to_dst(src, dst):
+    if not (src.ctypes.data == dst.ctypes.data and src.strides[0] == dst.strides[0]):
+        for i in range(src.shape[0]):
+            dst[i] = src[i]
+
+
 @inline
 def _map_value(f, df, d2f, param, src, dst):
-    for i in range(src.shape[0]):
-        dst[i] = f(src[i], param)
+    _to_dst(src, dst)
+    for i in range(dst.shape[0]):
+        dst[i] = f(dst[i], param)
 
 
 @inline
 def _map_derivative(f, df, d2f, param, src, dst):
-    for i in range(src.shape[0]):
-        dst[i] = df(src[i], param)
+    _to_dst(src, dst)
+    for i in range(dst.shape[0]):
+        dst[i] = df(dst[i], param)
 
 
 @inline
 def _map_second(f, df, d2f, param, src, dst):
+    _to_dst(src, dst)
+    for i in range(dst.shape[0]):
+        dst[i] = d2f(dst[i], param)
+
+
+@inline
+def _all_trig_reducible(src):
+    # vectorised count of the elements for which vmath.sin would call libm
+    n_far = 0
     for i in range(src.shape[0]):
-        dst[i] = d2f(src[i], param)
+        n_far += 0 if vmath.trig_reducible(src[i]) else 1
+    return n_far == 0
 
 
 @inline
@@ -355,7 +402,10 @@ def _dispatch(code, mapper, param, src, dst):
     elif code == SOFTPLUS:
         mapper(softplus, softplus_derivative, softplus_second, param, src, dst)
     elif code == SIN:
-        mapper(sin, sin_derivative, sin_second, param, src, dst)
+        if _all_trig_reducible(src):
+            mapper(_sin_reduced, _sin_reduced_derivative, _sin_reduced_second, param, src, dst)
+        else:
+            mapper(sin, sin_derivative, sin_second, param, src, dst)
     elif code == ERF:
         mapper(erf, erf_derivative, erf_second, param, src, dst)
     elif code == GELU:
@@ -370,7 +420,8 @@ def _dispatch(code, mapper, param, src, dst):
 
 @kernel
 def activate(code, param, src, dst):
-    """``dst[i] = sigma(src[i])`` for 1-d float64 arrays of equal length (in place allowed)."""
+    """``dst[i] = sigma(src[i])`` for 1-d float64 arrays of equal length (in place allowed:
+    ``src`` and ``dst`` the same array; otherwise they must not overlap)."""
     _dispatch(code, _map_value, param, src, dst)
 
 
