@@ -198,14 +198,10 @@ _HALF_PI = 0.5 * np.pi
 
 
 @inline
-def _sincos_2pi(u):
-    # (sin, cos)(2 pi u) for u in [0, 1). Exact reduction to a quadrant: y = 4u = q + f with
-    # integer q = round(y) and f in [-1/2, 1/2] (both exact for u on the 2**-53 grid), then
-    # x = f pi/2 in [-pi/4, pi/4] and the fdlibm kernels k_sin.c / k_cos.c.
-    y = 4.0 * u
-    qf = np.floor(y + 0.5)
-    x = (y - qf) * _HALF_PI
-    q = np.int64(qf)
+def sincos_quadrants(x, q):
+    # (sin, cos)(x + q pi/2) for |x| <= ~pi/4: the fdlibm kernels k_sin.c / k_cos.c on x,
+    # then a rotation by q quarter turns with selects (no branches in a vector loop):
+    # (sin, cos) -> (c, -s) -> (-s, -c) -> (-c, s). Shared with kernels.vmath.
     z = x * x
     w = z * z
     rs = _SIN2 + z * (_SIN3 + z * _SIN4) + z * w * (_SIN5 + z * _SIN6)
@@ -214,7 +210,6 @@ def _sincos_2pi(u):
     hz = 0.5 * z
     v = 1.0 - hz
     c = v + (((1.0 - v) - hz) + z * rc)
-    # Rotate by q quarter turns: (sin, cos) -> (c, -s) -> (-s, -c) -> (-c, s).
     odd = (q & 1) != 0
     sin_out = c if odd else s
     cos_out = s if odd else c
@@ -223,6 +218,17 @@ def _sincos_2pi(u):
     if ((q + 1) & 2) != 0:
         cos_out = -cos_out
     return sin_out, cos_out
+
+
+@inline
+def _sincos_2pi(u):
+    # (sin, cos)(2 pi u) for u in [0, 1). Exact reduction to a quadrant: y = 4u = q + f with
+    # integer q = round(y) and f in [-1/2, 1/2] (both exact for u on the 2**-53 grid), then
+    # x = f pi/2 in [-pi/4, pi/4] and the fdlibm kernels k_sin.c / k_cos.c.
+    y = 4.0 * u
+    qf = np.floor(y + 0.5)
+    x = (y - qf) * _HALF_PI
+    return sincos_quadrants(x, np.int64(qf))
 
 
 @inline

@@ -41,9 +41,9 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .jit import inline
-from .rng import (  # bit-casts and fdlibm log / sin / cos coefficients
-    _COS1, _COS2, _COS3, _COS4, _COS5, _COS6, _LG1, _LG2, _LG3, _LG4, _LG5, _LG6, _LG7,
-    _LN2_HI, _LN2_LO, _SIN1, _SIN2, _SIN3, _SIN4, _SIN5, _SIN6, _bits_f64, _f64_bits,
+from .rng import (  # bit-casts, fdlibm log coefficients, the sin / cos quadrant kernel
+    _LG1, _LG2, _LG3, _LG4, _LG5, _LG6, _LG7, _LN2_HI, _LN2_LO, _bits_f64, _f64_bits,
+    sincos_quadrants,
 )
 
 __all__ = ["exp", "log1p_unit", "tanh", "erf", "erfc", "sin", "cos", "sin_reduced",
@@ -329,23 +329,7 @@ def _sin_cos_reduced(x):
     kf = np.floor(xc * _TWO_OVER_PI + 0.5)
     r = _strict_sub_mul(_strict_sub_mul(xc, kf, _PIO2_1), kf, _PIO2_2)
     r = _strict_sub_mul(_strict_sub_mul(r, kf, _PIO2_3), kf, _PIO2_3T)
-    q = np.int64(np.int32(kf))
-    z = r * r
-    w = z * z
-    rs = _SIN2 + z * (_SIN3 + z * _SIN4) + z * w * (_SIN5 + z * _SIN6)
-    s = r + z * r * (_SIN1 + z * rs)
-    rc = z * (_COS1 + z * (_COS2 + z * _COS3)) + w * w * (_COS4 + z * (_COS5 + z * _COS6))
-    hz = 0.5 * z
-    v = 1.0 - hz
-    c = v + (((1.0 - v) - hz) + z * rc)
-    odd = (q & 1) != 0
-    sin_out = c if odd else s
-    cos_out = s if odd else c
-    if (q & 2) != 0:
-        sin_out = -sin_out
-    if ((q + 1) & 2) != 0:
-        cos_out = -cos_out
-    return sin_out, cos_out
+    return sincos_quadrants(r, np.int64(np.int32(kf)))
 
 
 @inline
