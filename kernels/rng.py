@@ -173,6 +173,12 @@ def _log(x):
     ix = _f64_bits(x) + _SQRT_HALF_SHIFT
     dk = np.float64(np.int32((ix >> _I52) - _I1023))
     f = _bits_f64((ix & _MANT_MASK) + _SQRT_HALF_BITS) - 1.0
+    return log_kernel(f, dk)
+
+
+@inline
+def log_kernel(f, dk):
+    # dk ln 2 + log(1 + f) for |f| <= sqrt(2) - 1 (fdlibm e_log.c); shared with kernels.vmath.
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s

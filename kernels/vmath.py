@@ -41,9 +41,8 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .jit import inline
-from .rng import (  # bit-casts, fdlibm log coefficients, the sin / cos quadrant kernel
-    _LG1, _LG2, _LG3, _LG4, _LG5, _LG6, _LG7, _LN2_HI, _LN2_LO, _bits_f64, _f64_bits,
-    sincos_quadrants,
+from .rng import (  # bit-casts, the fdlibm log and sin / cos kernels
+    _LN2_HI, _LN2_LO, _bits_f64, _f64_bits, log_kernel, sincos_quadrants,
 )
 
 __all__ = ["exp", "log1p_unit", "tanh", "erf", "erfc", "sin", "cos", "sin_reduced",
@@ -134,13 +133,7 @@ def log1p_unit(x):
     big = x > _SQRT2_M1
     f = (x - 1.0) * 0.5 if big else x
     dk = 1.0 if big else 0.0
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    return s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+    return log_kernel(f, dk)
 
 
 # --- tanh ------------------------------------------------------------------------------------
