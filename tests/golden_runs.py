@@ -1,0 +1,94 @@
+"""Golden runs: the SHA-256 of every numeric dataset of a few small runs.
+
+Run as a script (``python tests/golden_runs.py OUT.json``) in a process whose kernels are
+compiled for one fixed CPU target (see ``tests/test_golden.py``), so that the hashes do not
+depend on the vector width of the machine that runs the test suite. The configurations
+cover both samplers, k = 1 and k = 3, unequal widths, per-layer C_W / C_b and the six-point
+accumulator. Datasets hashed: everything under /layers and /accumulator and /inputs (the
+attributes hold timestamps and versions and are not hashed).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CONFIGS = {
+    "markov_k1_relu": {
+        "network": {"input_dim": 3, "widths": [7, 5, 6, 1], "activation": "relu",
+                    "C_W": 2.0, "C_b": 0.05},
+        "inputs": {"values": [[1.0, -0.5, 0.25]]},
+        "ensemble": {"networks": 2048, "seed": 11, "block_size": 128, "jackknife_bins": 8,
+                     "sampler": "markov"},
+        "output": {"statistics": ["metric", "vertex", "six_point"]},
+    },
+    "markov_k3_tanh": {
+        "network": {"input_dim": 2, "widths": [9, 4, 8, 3], "activation": "tanh",
+                    "C_W": [1.5, 1.0, 1.2, 0.9], "C_b": [0.0, 0.1, 0.2, 0.0]},
+        "inputs": {"values": [[1.0, 0.0], [0.6, 0.8], [-0.3, 0.4]]},
+        "ensemble": {"networks": 1536, "seed": 5, "block_size": 256, "jackknife_bins": 4,
+                     "sampler": "markov"},
+        "output": {"statistics": ["metric", "vertex", "six_point"]},
+    },
+    "dense_k1_tanh": {
+        "network": {"input_dim": 4, "widths": [6, 6, 2], "activation": "tanh",
+                    "C_W": 1.0, "C_b": 0.0},
+        "inputs": {"values": [[0.5, 1.0, -1.0, 0.0]]},
+        "ensemble": {"networks": 1024, "seed": 2, "block_size": 64, "jackknife_bins": 8,
+                     "sampler": "dense"},
+        "output": {"statistics": ["metric", "vertex", "six_point"]},
+    },
+    "dense_k3_relu_uniform": {
+        "network": {"input_dim": 3, "widths": [5, 7, 4], "activation": "relu",
+                    "C_W": 2.0, "C_b": 0.1},
+        "inputs": {"values": [[1.0, 0.0, 0.5], [0.2, 0.9, -0.4], [1.0, 0.0, 0.5]]},
+        "ensemble": {"networks": 1024, "seed": 9, "block_size": 128, "jackknife_bins": 4,
+                     "sampler": "dense", "weights": "uniform"},
+        "output": {"statistics": ["metric", "vertex", "six_point"], "layers": [2, 3]},
+    },
+    "markov_k2_metric_only": {
+        "network": {"input_dim": 2, "widths": [8, 8, 8, 8, 1], "activation": "gelu",
+                    "C_W": 1.3, "C_b": 0.0},
+        "inputs": {"values": [[1.0, 0.0], [0.0, 1.0]]},
+        "ensemble": {"networks": 1024, "seed": 4, "block_size": 128, "jackknife_bins": 4},
+        "output": {"statistics": ["metric"]},
+    },
+}
+
+
+def dataset_hashes(path) -> dict[str, str]:
+    """{name: sha256 of the C-ordered bytes (with dtype and shape)} for every dataset under
+    /layers, /accumulator and /inputs."""
+    import h5py
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.split("/")[0] in ("layers", "accumulator", "inputs"):
+            arr = np.ascontiguousarray(obj[()])
+            h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+            h.update(arr.tobytes())
+            out[name] = h.hexdigest()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out
+
+
+def run_all() -> dict[str, dict[str, str]]:
+    import mcsim
+    from mcsim.config import config_from_dict
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, raw in CONFIGS.items():
+            path = Path(tmp) / f"{name}.h5"
+            mcsim.simulate(config_from_dict(raw), output=path, progress="off")
+            result[name] = dataset_hashes(path)
+    return result
+
+
+if __name__ == "__main__":
+    Path(sys.argv[1]).write_text(json.dumps(run_all(), indent=1, sort_keys=True))

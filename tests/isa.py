@@ -1,0 +1,27 @@
+"""Compile mcsim's kernels for a fixed x86-64 target in a subprocess.
+
+Numba compiles for the host CPU unless NUMBA_CPU_NAME and NUMBA_CPU_FEATURES say otherwise
+(without NUMBA_CPU_FEATURES it would take the host's feature list, AVX-512 included, under
+any CPU name). Code built for Haswell (AVX2 + FMA) runs on every AVX2 and AVX-512 node, so
+numbers computed under `haswell_env` are the same on both kinds of CI node. Each target gets
+its own Numba cache directory so that caches of different targets never mix.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HASWELL_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,"
+                    "+mmx,+movbe,+pclmul,+popcnt,+sahf,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,"
+                    "+xsave,-avx512f,-avx512dq,-avx512bw,-avx512vl,-avx512cd")
+
+
+def target_env(cpu_name: str, features: str, cache_dir) -> dict:
+    env = dict(os.environ)
+    env.update(NUMBA_CPU_NAME=cpu_name, NUMBA_CPU_FEATURES=features,
+               NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS="1")
+    return env
+
+
+def haswell_env(cache_dir) -> dict:
+    return target_env("haswell", HASWELL_FEATURES, Path(cache_dir))

@@ -1,0 +1,53 @@
+"""Pinned numbers: a refactor must change no number mcsim produces.
+
+The SHA-256 of every dataset (estimates, standard errors, the accumulator) of the runs in
+`golden_runs.py`, computed with the kernels compiled for one fixed target (Haswell: AVX2 +
+FMA, runs on every node of this kind), were recorded in `golden_hashes.json` before the
+registry refactor. Any change of a number, of a dataset's shape or dtype, or a dataset
+missing or added fails this test, naming the run and dataset.
+
+To re-pin after a change that is *meant* to change numbers (say why in the commit):
+    python tests/test_golden.py --update
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PINNED = HERE / "golden_hashes.json"
+CACHE = HERE.parent / ".venv" / "numba-cache-haswell"   # kept between runs; keyed by source
+
+
+def compute(out: Path) -> dict:
+    sys.path.insert(0, str(HERE))
+    from isa import haswell_env
+    subprocess.run([sys.executable, str(HERE / "golden_runs.py"), str(out)],
+                   env=haswell_env(CACHE), check=True, timeout=900)
+    return json.loads(out.read_text())
+
+
+def test_golden_dataset_hashes(tmp_path):
+    pinned = json.loads(PINNED.read_text())
+    got = compute(tmp_path / "hashes.json")
+    problems = []
+    for run in sorted(set(pinned) | set(got)):
+        a, b = pinned.get(run, {}), got.get(run, {})
+        for name in sorted(set(a) | set(b)):
+            if name not in b:
+                problems.append(f"{run}: dataset {name} missing")
+            elif name not in a:
+                problems.append(f"{run}: unexpected new dataset {name}")
+            elif a[name] != b[name]:
+                problems.append(f"{run}: {name} changed")
+    assert not problems, "numbers changed:\n" + "\n".join(problems)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--update"]:
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        hashes = compute(Path(tmp) / "h.json")
+    PINNED.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {PINNED}")
