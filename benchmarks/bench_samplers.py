@@ -67,14 +67,15 @@ def _repeat(fn, items, budget, repeats):
 # -- workers (run in a subprocess) -----------------------------------------------------
 def _worker_mcsim(n, L, k, act, sampler, threads, budget, repeats):
     from mcsim.config import config_from_dict
-    from mcsim.driver import BlockSampler
+    from mcsim.run.driver import BlockWorker
+    from mcsim.stats.accumulator import accumulator_layout
     from mcsim.kernels.jit import set_threads
     set_threads(threads)
     bs = 256 if n <= 256 else (32 if n <= 1024 else 4)
     if sampler == "dense":
         bs = max(1, bs // 8)
     cfg = config_from_dict(_cfg_dict(n, L, k, act, sampler, block_size=bs))
-    s = BlockSampler(cfg)
+    s = BlockWorker(cfg, accumulator_layout(cfg))
     nb = max(1, 2 * threads)
     state = {"block": 0}
 

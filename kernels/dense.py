@@ -25,7 +25,7 @@ import numpy as np
 
 from .activations import activate
 from .jit import kernel, parallel_kernel
-from .markov import MAX_CHUNKS, _check_shapes, _chunk_range, metric_from_activations
+from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
 from .rng import fill_normals, fill_signs, fill_uniforms
 
 __all__ = ["sample_dense", "GAUSSIAN", "UNIFORM", "RADEMACHER", "WEIGHT_CODES"]
@@ -103,7 +103,7 @@ def sample_dense(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_
     ``out[i, j, s, p]`` = pair p of Ghat^(s+2) of network j of block first_block + i.
     Parallel over networks; bitwise independent of the number of threads.
     """
-    _check_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
+    check_sampler_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
     if weight_code < 0 or weight_code > 2:
         raise ValueError("weight_code must be 0 (gaussian), 1 (uniform) or 2 (rademacher)")
     k, n0 = inputs.shape
@@ -120,7 +120,7 @@ def sample_dense(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_
         h = np.empty((k, nmax))
         z = np.empty((k, nmax))
         w = np.empty(nmax)
-        lo, hi = _chunk_range(c, n_chunks, total)
+        lo, hi = chunk_range(c, n_chunks, total)
         for t in range(lo, hi):
             i = t // block_size
             j = t - i * block_size

@@ -1,4 +1,4 @@
-"""Central moments of the sampled pair-vectors: per-block two-pass sums and exact merges.
+"""Central moments of the sampled per-network vectors: per-block two-pass sums and exact merges.
 
 A *moment state* of one group of ``N`` samples x (vectors of length m, one state per
 stochastic layer) is ``(N, mean, M2, M3)`` with central sums
@@ -7,8 +7,10 @@ stochastic layer) is ``(N, mean, M2, M3)`` with central sums
     M2_pq    = sum (x_p - mean_p)(x_q - mean_q)                 full symmetric (m, m)
     M3_t     = sum d_p d_q d_r,   t <-> (p, q, r), p <= q <= r  over ``triples`` (T, 3)
 
-Arrays of one state covering S layers: mean (S, m), M2 (S, m, m), M3 (S, T). With
-``order == 2`` the M3 arrays are never read or written (they may have T = 0).
+``triples`` holds column indices 0..m-1 (any sorted subset of the columns' triples: the
+third moments of some of the entries only). Arrays of one state covering S layers:
+mean (S, m), M2 (S, m, m), M3 (S, T). With ``order == 2`` the M3 arrays are never read or
+written (they may have T = 0).
 
 Merging two states (Chan et al. 1979 for M2, Pebay 2008 for M3), delta = mean_b - mean_a,
 n = na + nb:
@@ -41,12 +43,14 @@ __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 # threads parallelise the sampling, which dominates except for k >= 6 with six-point
 # statistics.
 @kernel
-def block_moments(samples, layers, triples, order, mean_out, m2_out, m3_out):
-    """Exact two-pass central moments of every block, for the selected layers.
+def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3_out):
+    """Exact two-pass central moments of every block, for the selected layers and columns.
 
     Args:
-        samples: (n_blocks, block_size, S, m) float64, e.g. a sampler's ``out``.
+        samples: (n_blocks, block_size, S, W) float64, e.g. a sampler's ``out``.
         layers: (Sr,) int64, stochastic layer indices s (axis 2 of ``samples``) to use.
+        columns: (m,) int64, the entries of axis 3 of ``samples`` that make up the vector x
+            (x_p = samples[..., columns[p]]).
         triples: (T, 3) int64 (``mcsim.indexing.triples(m)``); unused unless order == 3.
         order: 2 (mean and M2) or 3 (also M3).
         mean_out: (n_blocks, Sr, m) <- mean over the block's networks.
@@ -56,7 +60,8 @@ def block_moments(samples, layers, triples, order, mean_out, m2_out, m3_out):
     Each block's count is ``block_size``. Every output entry is computed in a fixed order
     (bitwise independent of thread counts and of compiled vs cached code).
     """
-    n_blocks, N, _, m = samples.shape
+    n_blocks, N = samples.shape[0], samples.shape[1]
+    m = columns.shape[0]
     Sr = layers.shape[0]
     T = triples.shape[0]
     for task in range(n_blocks * Sr):
@@ -66,13 +71,14 @@ def block_moments(samples, layers, triples, order, mean_out, m2_out, m3_out):
         # deviations transposed to (m, N) so that every sum below is a contiguous reduction
         D = np.empty((m, N))
         for p in range(m):
+            c = columns[p]
             acc = 0.0
             for j in range(N):
-                acc += samples[i, j, s, p]
+                acc += samples[i, j, s, c]
             mu = acc / N
             mean_out[i, r, p] = mu
             for j in range(N):
-                D[p, j] = samples[i, j, s, p] - mu
+                D[p, j] = samples[i, j, s, c] - mu
         for p in range(m):
             for q in range(p, m):
                 acc = 0.0

@@ -29,10 +29,8 @@ Timings and the alternatives that were measured: ``docs/performance.md``.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
 
+from .fdlibm import bits_f64, f64_bits, log_kernel, sincos_quadrants
 from .jit import inline, kernel
 
 __all__ = [
@@ -119,111 +117,23 @@ def philox4x32_10(counter, key):
     return out
 
 
-# --- vectorisable log and sin/cos -----------------------------------------------------------
-# libm's log / sin / cos are opaque scalar calls that stop LLVM from vectorising the fill
-# loop. These are the fdlibm (Sun, 1993) algorithms without their special-case branches,
-# valid on the ranges used here; FMA contraction only makes them more accurate. Their error
-# against numpy is measured in tests/test_rng.py (<= 1 ulp-ish).
-
-
-@intrinsic
-def _f64_bits(typingctx, x):
-    # Reinterpret a float64 as int64 (no conversion); vectorises to nothing.
-    if isinstance(x, types.Float) and x.bitwidth == 64:
-
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], ir.IntType(64))
-
-        return types.int64(types.float64), codegen
-    return None
-
-
-@intrinsic
-def _bits_f64(typingctx, x):
-    # Reinterpret an int64 as float64.
-    if isinstance(x, types.Integer) and x.bitwidth == 64:
-
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], ir.DoubleType())
-
-        return types.float64(x), codegen
-    return None
-
-
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_LG1 = 6.666666666666735130e-01
-_LG2 = 3.999999999940941908e-01
-_LG3 = 2.857142874366239149e-01
-_LG4 = 2.222219843214978396e-01
-_LG5 = 1.818357216161805012e-01
-_LG6 = 1.531383769920937332e-01
-_LG7 = 1.479819860511658591e-01
+# --- vectorisable log and sin/cos (kernels in fdlibm.py) ---------------------------------
 _SQRT_HALF_SHIFT = np.int64(0x3FF0000000000000 - 0x3FE6A09E00000000)
 _SQRT_HALF_BITS = np.int64(0x3FE6A09E00000000)
 _MANT_MASK = np.int64(0x000FFFFFFFFFFFFF)
 _I52 = np.int64(52)
 _I1023 = np.int64(1023)
+_HALF_PI = 0.5 * np.pi
 
 
 @inline
 def _log(x):
     # Natural log for normal positive finite x (fdlibm e_log.c): x = 2**k * m with
     # m in [sqrt(1/2), sqrt(2)), log(m) = f - f**2/2 + s (f**2/2 + R(s**2)), s = f / (2 + f).
-    ix = _f64_bits(x) + _SQRT_HALF_SHIFT
+    ix = f64_bits(x) + _SQRT_HALF_SHIFT
     dk = np.float64(np.int32((ix >> _I52) - _I1023))
-    f = _bits_f64((ix & _MANT_MASK) + _SQRT_HALF_BITS) - 1.0
+    f = bits_f64((ix & _MANT_MASK) + _SQRT_HALF_BITS) - 1.0
     return log_kernel(f, dk)
-
-
-@inline
-def log_kernel(f, dk):
-    # dk ln 2 + log(1 + f) for |f| <= sqrt(2) - 1 (fdlibm e_log.c); shared with kernels.vmath.
-    hfsq = 0.5 * f * f
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    return s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
-
-
-_SIN1 = -1.66666666666666324348e-01
-_SIN2 = 8.33333333332248946124e-03
-_SIN3 = -1.98412698298579493134e-04
-_SIN4 = 2.75573137070700676789e-06
-_SIN5 = -2.50507602534068634195e-08
-_SIN6 = 1.58969099521155010221e-10
-_COS1 = 4.16666666666666019037e-02
-_COS2 = -1.38888888888741095749e-03
-_COS3 = 2.48015872894767294178e-05
-_COS4 = -2.75573143513906633035e-07
-_COS5 = 2.08757232129817482790e-09
-_COS6 = -1.13596475577881948265e-11
-_HALF_PI = 0.5 * np.pi
-
-
-@inline
-def sincos_quadrants(x, q):
-    # (sin, cos)(x + q pi/2) for |x| <= ~pi/4: the fdlibm kernels k_sin.c / k_cos.c on x,
-    # then a rotation by q quarter turns with selects (no branches in a vector loop):
-    # (sin, cos) -> (c, -s) -> (-s, -c) -> (-c, s). Shared with kernels.vmath.
-    z = x * x
-    w = z * z
-    rs = _SIN2 + z * (_SIN3 + z * _SIN4) + z * w * (_SIN5 + z * _SIN6)
-    s = x + z * x * (_SIN1 + z * rs)
-    rc = z * (_COS1 + z * (_COS2 + z * _COS3)) + w * w * (_COS4 + z * (_COS5 + z * _COS6))
-    hz = 0.5 * z
-    v = 1.0 - hz
-    c = v + (((1.0 - v) - hz) + z * rc)
-    odd = (q & 1) != 0
-    sin_out = c if odd else s
-    cos_out = s if odd else c
-    if (q & 2) != 0:
-        sin_out = -sin_out
-    if ((q + 1) & 2) != 0:
-        cos_out = -cos_out
-    return sin_out, cos_out
 
 
 @inline

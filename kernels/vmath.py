@@ -4,8 +4,9 @@ sin, cos.
 libm's functions are opaque scalar calls that keep a loop ``dst[i] = f(src[i])`` scalar
 (10-14 ns per element). These are fdlibm / Cephes algorithms written as straight-line code
 (range reduction with bit-cast exponents, polynomials or rationals, branches that LLVM turns
-into selects), so that LLVM vectorises the loops. Same recipe as ``rng._log`` and
-``rng._sincos_2pi``, whose bit-cast intrinsics and coefficients are reused here.
+into selects), so that LLVM vectorises the loops. Same recipe as the generator's log and
+sin / cos (``rng``); the bit casts and the shared log / sin / cos kernels live in
+``fdlibm.py``.
 
 All functions take and return float64, are valid for every input (finite, +-inf, NaN) and
 agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``):
@@ -41,9 +42,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from .jit import inline
-from .rng import (  # bit-casts, the fdlibm log and sin / cos kernels
-    _LN2_HI, _LN2_LO, _bits_f64, _f64_bits, log_kernel, sincos_quadrants,
-)
+from .fdlibm import LN2_HI, LN2_LO, bits_f64, f64_bits, log_kernel, sincos_quadrants
 
 __all__ = ["exp", "log1p_unit", "tanh", "erf", "erfc", "sin", "cos", "sin_reduced",
            "cos_reduced", "trig_reducible", "TRIG_MAX", "copysign"]
@@ -75,7 +74,7 @@ def _strict_sub_mul(typingctx, a, b, c):
 @inline
 def copysign(mag, sgn):
     """|mag| with the sign bit of sgn (bitwise: exact under any fast-math flags)."""
-    return _bits_f64((_f64_bits(mag) & _ABS) | (_f64_bits(sgn) & _SIGN))
+    return bits_f64((f64_bits(mag) & _ABS) | (f64_bits(sgn) & _SIGN))
 
 
 # --- exp -------------------------------------------------------------------------------------
@@ -92,7 +91,7 @@ _EXP_MIN = -746.0     # exp(-746) < 2^-1075 rounds to 0
 @inline
 def _pow2(k):
     # 2^k as float64 for -1022 <= k <= 1023 (bit-cast of the biased exponent)
-    return _bits_f64((k + _I1023) << _I52)
+    return bits_f64((k + _I1023) << _I52)
 
 
 @inline
@@ -104,7 +103,7 @@ def exp(x):
     xc = xc if xc > _EXP_MIN else _EXP_MIN
     kf = np.floor(xc * _INV_LN2 + 0.5)
     # k * ln2_hi is exact (ln2_hi has 32 significant bits, |k| <= 1077)
-    r = _strict_sub_mul(_strict_sub_mul(xc, kf, _LN2_HI), kf, _LN2_LO)
+    r = _strict_sub_mul(_strict_sub_mul(xc, kf, LN2_HI), kf, LN2_LO)
     t = r * r
     c = r - t * (_EXP_P1 + t * (_EXP_P2 + t * (_EXP_P3 + t * (_EXP_P4 + t * _EXP_P5))))
     y = 1.0 + (r + r * c / (2.0 - c))
@@ -114,7 +113,7 @@ def exp(x):
     # multiplies would be regrouped under `reassoc` into y * (2^k1 2^k2), which overflows.)
     k = np.int64(np.int32(kf))
     k1 = k >> _I1
-    y = _bits_f64(_f64_bits(y) + (k1 << _I52)) * _pow2(k - k1)
+    y = bits_f64(f64_bits(y) + (k1 << _I52)) * _pow2(k - k1)
     return x if x != x else y
 
 
@@ -265,7 +264,7 @@ def _erf_parts(a):
     num = ps if small else (pm if mid else pt)
     den = qs if small else (qm if mid else qt)
     y = num / den
-    zh = _bits_f64(_f64_bits(a) & _HI32)           # a with 21 mantissa bits: zh^2 exact
+    zh = bits_f64(f64_bits(a) & _HI32)           # a with 21 mantissa bits: zh^2 exact
     r = exp(-zh * zh - 0.5625) * exp((zh - a) * (zh + a) + y)
     return y, r
 

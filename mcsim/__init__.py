@@ -3,26 +3,38 @@
     cfg = mcsim.load_config("relu.toml")
     res = mcsim.simulate(cfg)                 # or mcsim.open_result("relu.h5")
     res.layer(3).vertex.mean, res.layer(3).vertex.stderr     # (k, k, k, k)
+    res.layer(3)["vertex"]                                  # the same, by name
+
+The package, stage by stage (docs/architecture.md):
+
+    config/     what the ensemble is: TOML -> validated Config, inputs
+    samplers/   sampler backends (markov, dense) filling per-network quantities
+    stats/      the registries of quantities and statistics, moment accumulators,
+                jackknife estimators, Result objects
+    run/        the driver (blocks, rounds, checkpoints, resume), MPI, signals, progress
+    storage/    HDF5 writer and the one reader, merge
+    analysis/   mcsim info tables, comparison with the theory, plots
+    theory/     the 1/n expansion: kernels, vertices, corrections, criticality
+    cluster/    SLURM sweeps and their collection
+    cli/        the command line
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+_API = {
+    "load_config": "config", "Config": "config", "ConfigError": "errors",
+    "config_from_dict": "config",
+    "simulate": "run.driver", "Interrupted": "errors", "ResumeError": "errors",
+    "open_result": "storage.reader", "ResultFileError": "errors",
+    "Estimate": "stats.results", "LayerEstimates": "stats.results", "Result": "stats.results",
+}
 
 
 def __getattr__(name):
     # lazy: `import mcsim` stays cheap (no Numba/h5py import) for CLI help and tools
-    if name in ("load_config", "Config", "ConfigError", "config_from_dict"):
-        from . import config
-        return getattr(config, name)
-    if name in ("simulate", "Interrupted", "ResumeError"):
-        from . import driver
-        return getattr(driver, name)
-    if name in ("open_result", "ResultFileError"):
-        from . import hdf5io
-        return getattr(hdf5io, name)
-    if name in ("Estimate", "LayerEstimates", "Result"):
-        from . import results
-        return getattr(results, name)
+    if name in _API:
+        import importlib
+        return getattr(importlib.import_module(f"mcsim.{_API[name]}"), name)
     raise AttributeError(f"module 'mcsim' has no attribute {name!r}")
 
 
-__all__ = ["load_config", "simulate", "open_result", "Config", "ConfigError", "Result",
-           "Estimate", "LayerEstimates", "Interrupted", "ResumeError", "ResultFileError"]
+__all__ = list(_API)

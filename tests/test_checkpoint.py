@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mcsim.hdf5io import read_run
+from mcsim.storage.reader import read_run
 from tests.conftest import VENV_BIN, write_config
 
 LONG = """
@@ -131,12 +131,29 @@ def test_kill_9_at_random_moments_then_resume_is_bitwise_equal(reference, tmp_pa
     assert not stale.exists()
 
 
+def _catches(pid: int, sig) -> bool:
+    """Whether process pid has a handler installed for sig (Linux: SigCgt in /proc)."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (int(sig) - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 def test_signal_during_start_up_still_checkpoints(reference, tmp_path):
     """A SLURM warning that arrives while mcsim is still importing is not fatal."""
     cfg, _ = reference
     out = tmp_path / "early.h5"
     proc = start(cfg, out)
-    time.sleep(0.15)                # during the imports, before sampling starts
+    # Send it as soon as mcsim has taken over SIGUSR1 (its caught-signal mask in /proc says
+    # so), which it does before its slow imports (Numba, h5py): the signal lands during
+    # start-up however loaded the machine is (a fixed sleep raced the interpreter's start).
+    deadline = time.monotonic() + 30
+    while not _catches(proc.pid, signal.SIGUSR1) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert _catches(proc.pid, signal.SIGUSR1), "mcsim never installed its SIGUSR1 handler"
     proc.send_signal(signal.SIGUSR1)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 75, err

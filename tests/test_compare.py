@@ -6,10 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from mcsim import compare as C
+from mcsim.analysis import compare as C
+from mcsim.analysis import plots as P
 from mcsim.cli import main
 from mcsim.config import config_from_dict
-from mcsim.hdf5io import write_header, write_layers
+from mcsim.storage.hdf5 import write_header, write_layers
 from mcsim.theory.recursions import predict_config
 
 X = [[1.2, 0.5, -0.3], [0.1, -0.8, 1.0]]
@@ -117,7 +118,7 @@ def test_width_sweep_from_a_sweep_file(tmp_path):
     assert np.all(np.abs(ver["X_inf_dev"]) < 5)
     assert np.allclose(ver["a"], 0.3, atol=5 * ver["a_err"])        # the injected 1/n term
     assert "n*dev" in sw.text()
-    paths = C.plot_width_sweep(sw, tmp_path / "plots")
+    paths = P.plot_width_sweep(sw, tmp_path / "plots")
     assert all((tmp_path / "plots" / f"width_sweep.{e}").stat().st_size > 0 for e in ("png", "pdf"))
     assert len(paths) == 2
 
@@ -145,7 +146,7 @@ def test_cli_compare_and_theory(tmp_path, capsys):
     assert (tmp_path / "p1" / "layers.png").exists() and (tmp_path / "p1" / "layers.pdf").exists()
     assert main(["compare", *map(str, files), "--plot", str(tmp_path / "p2")]) == 0
     out = capsys.readouterr().out
-    assert "width sweep over 3 runs" in out and "G1 pred" in out
+    assert "width sweep over 3 runs" in out and "X1 pred" in out
     assert (tmp_path / "p2" / "width_sweep_0.png").exists()
     assert main(["compare", str(tmp_path / "missing.h5")]) == 1
     # theory: print and store like a measurement

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcsim.accumulator import BinnedMoments, MomentState
-from mcsim.estimators import layer_statistics
-from mcsim.indexing import triples, unpack_matrix, unpack_six_point, unpack_vertex
+from mcsim.stats.accumulator import BinnedMoments, MomentState
+from mcsim.stats.quantities import Layout
+from mcsim.stats.estimators import layer_statistics
+from mcsim.stats.indexing import triples, unpack_matrix, unpack_six_point, unpack_vertex
 from mcsim.kernels.moments import block_moments
 
 K = 2                      # inputs -> m = 3 pair entries
@@ -20,6 +21,9 @@ M = 3
 MU = np.array([1.0, 0.3, 0.8])
 A = np.array([[0.5, 0.1, 0.0], [0.2, 0.3, 0.1], [0.0, 0.2, 0.6]])
 SHAPE = np.array([2.0, 3.0, 1.5])
+LAYOUT = Layout(("gram",), (M,), (3,))        # the pair-vector of Ghat, to third order
+COLS = np.arange(M)
+NAMES = ("metric", "vertex", "six_point", "kurtosis")
 
 
 def truth():
@@ -40,10 +44,10 @@ def sample_stats(seed, n_blocks=40, block_size=100, bins=20):
     g = MU + e @ A.T
     T = triples(M)
     mean, m2, m3 = np.empty((n_blocks, 1, M)), np.empty((n_blocks, 1, M, M)), np.empty((n_blocks, 1, len(T)))
-    block_moments(g, np.array([0]), T, 3, mean, m2, m3)
-    acc = BinnedMoments(bins, 1, M, 3, block_size)
+    block_moments(g, np.array([0]), COLS, T, 3, mean, m2, m3)
+    acc = BinnedMoments(bins, 1, LAYOUT, block_size)
     acc.add_blocks(0, mean, m2, m3)
-    stats = layer_statistics(acc, [1.0], K)
+    stats = layer_statistics(acc, [1.0], K, NAMES)
     return {name: (v[0][0], v[1][0]) for name, v in stats.items()}, g
 
 
@@ -101,21 +105,21 @@ def test_merge_equals_one_pass():
     g = rng.standard_normal((10, 64, 2, M)) ** 2
     T = triples(M)
     mean, m2, m3 = np.empty((10, 2, M)), np.empty((10, 2, M, M)), np.empty((10, 2, len(T)))
-    block_moments(g, np.array([0, 1]), T, 3, mean, m2, m3)
-    merged = MomentState.empty(2, M, 3)
+    block_moments(g, np.array([0, 1]), COLS, T, 3, mean, m2, m3)
+    merged = MomentState.empty(2, LAYOUT)
     for i in range(10):
-        merged.merge(MomentState(64.0, mean[i], m2[i], m3[i]))
+        merged.merge(MomentState(64.0, mean[i], m2[i], m3[i], LAYOUT))
     one = np.empty((1, 2, M)), np.empty((1, 2, M, M)), np.empty((1, 2, len(T)))
-    block_moments(g.reshape(1, 640, 2, M), np.array([0, 1]), T, 3, *one)
+    block_moments(g.reshape(1, 640, 2, M), np.array([0, 1]), COLS, T, 3, *one)
     assert merged.count == 640
     np.testing.assert_allclose(merged.mean, one[0][0], rtol=1e-13)
     np.testing.assert_allclose(merged.m2, one[1][0], rtol=1e-12)
     np.testing.assert_allclose(merged.m3, one[2][0], rtol=1e-10, atol=1e-12)
     # binned: 4 bins, blocks in two batches == one batch
-    a = BinnedMoments(4, 2, M, 3, 64)
+    a = BinnedMoments(4, 2, LAYOUT, 64)
     a.add_blocks(0, mean[:3], m2[:3], m3[:3])
     a.add_blocks(3, mean[3:], m2[3:], m3[3:])
-    b = BinnedMoments(4, 2, M, 3, 64)
+    b = BinnedMoments(4, 2, LAYOUT, 64)
     b.add_blocks(0, mean, m2, m3)
     for x, y in zip(a.arrays().values(), b.arrays().values()):
         np.testing.assert_array_equal(x, y)
@@ -131,8 +135,8 @@ def test_numerically_stable_with_large_offset():
     g = 1e6 + 1e-3 * rng.standard_normal((200, 100, 1, M))
     T = triples(M)
     mean, m2, m3 = np.empty((200, 1, M)), np.empty((200, 1, M, M)), np.empty((200, 1, len(T)))
-    block_moments(g, np.array([0]), T, 3, mean, m2, m3)
-    acc = BinnedMoments(8, 1, M, 3, 100)
+    block_moments(g, np.array([0]), COLS, T, 3, mean, m2, m3)
+    acc = BinnedMoments(8, 1, LAYOUT, 100)
     acc.add_blocks(0, mean, m2, m3)
     var = acc.total().m2[0].diagonal() / (acc.networks - 1)
     exact = g.reshape(-1, M).var(axis=0, ddof=1)

@@ -8,9 +8,9 @@ import numba
 import numpy as np
 import pytest
 
-from mcsim import indexing as ix
+from mcsim.stats import indexing as ix
 from mcsim.activations import get_activation
-from mcsim.kernels import dense, markov, rng
+from mcsim.kernels import common, dense, markov, rng
 
 Z_MAX = 5.0
 
@@ -189,7 +189,7 @@ def test_psd_cholesky():
     A = r.standard_normal((4, 4))
     for G in (A @ A.T, A[:, :2] @ A[:, :2].T, np.zeros((4, 4))):
         C = np.empty((4, 4))
-        markov.psd_cholesky(G, C)
+        common.psd_cholesky(G, C)
         assert np.array_equal(C, np.tril(C))
         np.testing.assert_allclose(C @ C.T, G, atol=1e-10)
         assert np.all(np.diag(C) >= 0)

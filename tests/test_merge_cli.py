@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import mcsim
-from mcsim.driver import ResumeError
-from mcsim.merge import merge_files
+from mcsim.errors import ResumeError
+from mcsim.storage.merge import merge_files
 from tests.conftest import run_cli
 
 
@@ -73,10 +73,10 @@ def test_info_prints_table(small_config, tmp_path):
     proc = run_cli("info", out)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    assert "layer 3" in text and "G[11]" in text and "V[1111]" in text and "+-" in text
+    assert "layer 3" in text and "G[11]" in text and "V[(11)(11)]" in text and "+-" in text
     assert "deterministic" in text and "4,096" in text
     proc = run_cli("info", out, "--layer", "2", "--all")
-    assert "layer 3" not in proc.stdout and "six-point" in proc.stdout
+    assert "layer 3" not in proc.stdout and "six_point" in proc.stdout
 
 
 def test_help_is_complete():

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from mcsim import indexing as ix
+from mcsim.stats import indexing as ix
 from mcsim.kernels import moments as M
 
 
@@ -39,7 +39,7 @@ def test_block_moments_equal_numpy(data):
     mean = np.empty((n_blocks, 2, m))
     m2 = np.empty((n_blocks, 2, m, m))
     m3 = np.empty((n_blocks, 2, len(tr)))
-    M.block_moments(x, layers, tr, 3, mean, m2, m3)
+    M.block_moments(x, layers, np.arange(x.shape[-1]), tr, 3, mean, m2, m3)
     for i in range(n_blocks):
         for r, s in enumerate(layers):
             mu, c2, c3 = _reference(x[i, :, s], tr)
@@ -55,9 +55,9 @@ def test_block_moments_order2_leaves_m3(data):
     m3 = np.full((n_blocks, S, 0), np.nan)
     mean = np.empty((n_blocks, S, m))
     m2 = np.empty((n_blocks, S, m, m))
-    M.block_moments(x, np.arange(S), tr[:0], 2, mean, m2, m3)
+    M.block_moments(x, np.arange(S), np.arange(x.shape[-1]), tr[:0], 2, mean, m2, m3)
     mean3, m23 = np.empty_like(mean), np.empty_like(m2)
-    M.block_moments(x, np.arange(S), tr, 3, mean3, m23, np.empty((n_blocks, S, len(tr))))
+    M.block_moments(x, np.arange(S), np.arange(x.shape[-1]), tr, 3, mean3, m23, np.empty((n_blocks, S, len(tr))))
     assert np.array_equal(mean, mean3) and np.array_equal(m2, m23)
 
 
@@ -66,7 +66,7 @@ def _block_states(x, tr):
     mean = np.empty((n_blocks, S, m))
     m2 = np.empty((n_blocks, S, m, m))
     m3 = np.empty((n_blocks, S, len(tr)))
-    M.block_moments(x, np.arange(S), tr, 3, mean, m2, m3)
+    M.block_moments(x, np.arange(S), np.arange(x.shape[-1]), tr, 3, mean, m2, m3)
     return mean, m2, m3
 
 

@@ -46,13 +46,13 @@ def test_root_error_stops_all_ranks(small_config, tmp_path):
 def test_failing_rank_aborts_the_job_instead_of_hanging(small_config, tmp_path):
     # rank 1 raises inside its sampling; the job must end (MPI_Abort), not hang in a gather
     code = (
-        "import sys, mcsim.driver as d\n"
-        "from mcsim.parallel import get_comm\n"
-        "orig = d.BlockSampler.run\n"
+        "import sys, mcsim.run.driver as d\n"
+        "from mcsim.run.parallel import get_comm\n"
+        "orig = d.BlockWorker.run\n"
         "def run(self, first, n):\n"
         "    if get_comm().rank == 1: raise RuntimeError('injected failure on rank 1')\n"
         "    return orig(self, first, n)\n"
-        "d.BlockSampler.run = run\n"
+        "d.BlockWorker.run = run\n"
         "from mcsim.cli import main\n"
         f"sys.exit(main(['run', {str(small_config)!r}, '-o', {str(tmp_path / 'x.h5')!r}, '--quiet']))\n"
     )

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from mcsim import sweep as sw
+from mcsim.cluster import sweep as sw
 from mcsim.cli import main
 from mcsim.config import load_config
 
@@ -99,7 +99,7 @@ def test_width_rewrites_explicit_widths(tmp_path):
     assert "widths" not in net and (net["width"], net["depth"], net["output_dim"]) == (8, 3, 1)
     # the run config loader sees the same architecture with the new width
     cfg_path = tmp_path / "t.toml"
-    from mcsim.tomlw import dumps
+    from mcsim.config.tomlw import dumps
     cfg_path.write_text(dumps(tasks[4].config))
     assert load_config(cfg_path).network.widths == (16, 16, 1)
 

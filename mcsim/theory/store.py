@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..report import distinct_entries
+from ..stats.statistics import get_statistic
 from .recursions import Prediction
 
 __all__ = ["write_prediction", "format_prediction"]
@@ -33,7 +33,7 @@ def _layer_stats(p) -> dict:
 
 def write_prediction(path, prediction: Prediction, cfg) -> None:
     """Write ``prediction`` (for the configuration ``cfg``) to ``path`` atomically."""
-    from ..hdf5io import atomic_write, write_header, write_layers
+    from ..storage.hdf5 import atomic_write, write_header, write_layers
 
     def fill(f):
         write_header(f, cfg, "prediction", {"networks": 0, "complete": True,
@@ -56,8 +56,8 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
              f"C_W={cw}, C_b={cb}, k={k} inputs",
              "metric      G^(l) = K^(l) + G1^(l) / n_(l-1) + O(1/n^2);  vertex V^(l) at leading "
              "order, V = n_(l-1) Cov(Ghat)"]
-    pairs = distinct_entries("metric", k)
-    quads = distinct_entries("vertex", k)
+    pairs = get_statistic("metric").distinct(k)
+    quads = get_statistic("vertex").distinct(k)
     for p in P.layers:
         if layers and p.layer not in layers:
             continue

@@ -49,8 +49,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .tomlw import dumps as toml_dumps
+from .. import __version__
+from ..config.tomlw import dumps as toml_dumps
+from ..errors import SweepError
+from ..storage.reader import result_status
 
 MODES = ("product", "zip")
 SWEEP_KEYS = ("base", "mode", "vary", "slurm")
@@ -72,9 +74,6 @@ _SLURM_MANAGED = ("array", "output", "error")
 _INPUT_SOURCES = ("values", "file", "generate")
 _SHAPE_KEYS = ("width", "depth", "output_dim")
 
-
-class SweepError(ValueError):
-    """The sweep file, its base config or the sweep folder is not usable; says why."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ def _widths_to_width_depth(net: dict) -> None:
 
 def build_tasks(sweep: Sweep, sweep_dir) -> list[Task]:
     """Expand the sweep into validated task configs whose output lies in `sweep_dir`."""
-    from .config import ConfigError, config_from_dict
+    from ..config import ConfigError, config_from_dict
     sweep_dir = Path(sweep_dir).resolve()
     tasks = []
     for i, params in enumerate(combinations(sweep)):
@@ -243,21 +242,6 @@ def format_params(params: dict) -> str:
 
 # ---------------------------------------------------------------------------------------
 # task status
-def result_status(path) -> str:
-    """'complete', 'partial' (a checkpoint), 'pending' (no file) or 'damaged'."""
-    path = Path(path)
-    if not path.exists():
-        return "pending"
-    try:
-        import h5py
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != "mcsim":
-                return "damaged"
-            return "complete" if bool(f.attrs.get("complete", False)) else "partial"
-    except (OSError, KeyError, ValueError):
-        return "damaged"
-
-
 def task_statuses(sweep_dir, manifest: dict) -> dict[int, str]:
     sweep_dir = Path(sweep_dir)
     return {t["index"]: result_status(sweep_dir / t["output"]) for t in manifest["tasks"]}
@@ -368,7 +352,7 @@ def write_sweep(sweep: Sweep, sweep_dir, tasks: list[Task], template: Path | Non
 def default_template() -> Path:
     """jobs/sweep-array.sbatch: from the source tree mcsim runs from, else the copy
     installed with the package (mcsim.jobs)."""
-    source = Path(__file__).resolve().parent.parent / "jobs" / "sweep-array.sbatch"
+    source = Path(__file__).resolve().parents[2] / "jobs" / "sweep-array.sbatch"
     if source.exists():
         return source
     from importlib.resources import files
@@ -474,7 +458,7 @@ def submit(sweep_dir, indices, max_parallel=None, sbatch_args=()) -> str:
     if not job_id:
         raise SweepError(f"sbatch printed no job id: {proc.stdout!r}")
     manifest = read_manifest(sweep_dir)
-    from .hdf5io import now_iso
+    from ..storage.hdf5 import now_iso
     manifest.setdefault("submissions", []).append({"job_id": job_id, "array": spec, "time": now_iso()})
     _write_text(sweep_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return job_id

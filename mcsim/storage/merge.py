@@ -11,17 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import Config
-from .driver import ResumeError, compute_estimates, build_result, first_difference, stochastic_layers
-from .hdf5io import read_run, write_run
-from .results import Result
-
-
-def _merge_key(cfg: Config) -> dict:
-    d = cfg.fingerprint()
-    for key in ("seed", "first_block"):
-        d["ensemble"].pop(key, None)
-    return d
+from ..errors import ResumeError
+from ..config.compat import first_difference, merge_key
+from ..stats.estimators import compute_estimates
+from ..stats.results import Result, build_result
+from .hdf5 import write_run
+from .reader import is_complete, read_run
 
 
 def _ranges(run) -> list[dict]:
@@ -36,7 +31,7 @@ def _ranges(run) -> list[dict]:
 def merge_files(paths, output, force: bool = False) -> Result:
     output = Path(output)
     if output.exists() and not force:
-        raise FileExistsError(f"{output} exists; use --force to overwrite it")
+        raise ResumeError(f"{output} exists; use --force to overwrite it")
     runs = [read_run(p) for p in paths]
     for run in runs:
         if run.accumulator is None:
@@ -44,9 +39,13 @@ def merge_files(paths, output, force: bool = False) -> Result:
     first = runs[0]
     ranges = list(_ranges(first))
     for run in runs[1:]:
-        diff = first_difference(_merge_key(first.config), _merge_key(run.config))
+        diff = first_difference(merge_key(first.config), merge_key(run.config))
         if diff:
             raise ResumeError(f"cannot merge {run.path} with {first.path}: they differ in {diff}")
+        diff = first.accumulator.layout.difference(run.accumulator.layout)
+        if diff:
+            raise ResumeError(f"cannot merge {run.path} with {first.path}: their accumulators differ "
+                              f"in layout ({diff})")
         for r in _ranges(run):
             for q in ranges:
                 if r["seed"] == q["seed"] and r["first_block"] < q["first_block"] + q["blocks"] \
@@ -66,10 +65,10 @@ def merge_files(paths, output, force: bool = False) -> Result:
     estimates = compute_estimates(cfg, acc)
     runtime = sum(float(r.attrs.get("runtime_seconds", 0.0)) for r in runs)
     attrs = {"networks": acc.networks, "networks_requested": acc.networks,
-             "complete": all(bool(r.attrs.get("complete", False)) for r in runs),
+             "complete": all(is_complete(r.attrs) for r in runs),
              "blocks": acc.blocks, "runtime_seconds": runtime,
              "networks_per_second": acc.networks / runtime if runtime > 0 else 0.0,
              "merged": True, "merged_from": json.dumps([str(p) for p in paths]),
              "block_ranges": json.dumps(ranges), "seeds": json.dumps(seeds)}
-    write_run(output, cfg, acc, estimates, attrs, stochastic_layers(cfg))
+    write_run(output, cfg, acc, estimates, attrs)
     return build_result(cfg, estimates, attrs, output)

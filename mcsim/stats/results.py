@@ -1,10 +1,17 @@
 """Result objects: small dataclasses with `mean`, `stderr` and a readable repr.
 
-Shapes (k = number of inputs):
+A `Result` holds one `LayerEstimates` per recorded layer; a `LayerEstimates` holds one
+`Estimate` per statistic, by name: ``res.layer(3)["vertex"]`` or ``res.layer(3).vertex``.
+Shapes (k = number of inputs) are those of the statistics registry
+(`mcsim.stats.statistics`), e.g.
+
     metric     (k, k)          G_ab
     vertex     (k, k, k, k)    V_(a1a2)(a3a4)
     six_point  (k,)*6          n^2 kappa_3(Ghat_a1a2, Ghat_a3a4, Ghat_a5a6)
     kurtosis   (k,)            excess kurtosis of z_{i;a}
+
+A registered statistic that was not measured reads as None by attribute (``.six_point``) and
+raises KeyError by item.
 """
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STAT_NAMES = ("metric", "vertex", "six_point", "kurtosis")
+from .statistics import STATISTICS
+
+__all__ = ["Estimate", "LayerEstimates", "Result", "layer_estimates", "build_result"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,18 +53,39 @@ class Estimate:
 
 @dataclass(frozen=True, eq=False)
 class LayerEstimates:
+    """The estimates of one layer l, by statistic name."""
     layer: int                      # l = 1..L
     width: int                      # n_l
     fan_in: int                     # n_{l-1}
     stochastic: bool                # False for layer 1 (Ghat^(1) is fixed)
-    metric: Estimate
-    vertex: Estimate
-    kurtosis: Estimate
-    six_point: Estimate | None = None
+    stats: dict = field(default_factory=dict)     # {name: Estimate}
+
+    def __getitem__(self, name: str) -> Estimate:
+        try:
+            return self.stats[name]
+        except KeyError:
+            raise KeyError(f"layer {self.layer} has no {name!r}; it has {', '.join(self.stats)}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.stats
+
+    def __getattr__(self, name: str):
+        # only called when normal lookup fails: statistics by attribute
+        stats = self.__dict__.get("stats", {})
+        if name in stats:
+            return stats[name]
+        if name in STATISTICS:
+            return None                 # registered, not measured in this run
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.stats)
 
     def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={e!r}" for n, e in self.stats.items() if n in ("metric", "vertex"))
         return (f"LayerEstimates(layer={self.layer}, width={self.width}, fan_in={self.fan_in}, "
-                f"metric={self.metric!r}, vertex={self.vertex!r})")
+                f"{shown}; statistics: {', '.join(self.stats)})")
 
 
 @dataclass(eq=False)
@@ -66,6 +96,7 @@ class Result:
     estimates: dict[int, LayerEstimates]
     attrs: dict = field(default_factory=dict)   # run metadata (seed, runtime, versions, ...)
     path: str | None = None
+    written: bool = False                       # simulate() wrote `path` in this call
 
     @property
     def layers(self) -> list[int]:
@@ -88,7 +119,14 @@ class Result:
 
 
 def layer_estimates(layer, width, fan_in, stochastic, stats: dict) -> LayerEstimates:
-    """Build a LayerEstimates from {name: (mean, stderr)}."""
+    """A LayerEstimates from {name: (mean, stderr)}."""
     est = {name: Estimate(np.asarray(m), np.asarray(s), name) for name, (m, s) in stats.items()}
-    return LayerEstimates(layer, width, fan_in, stochastic, est["metric"], est["vertex"],
-                          est["kurtosis"], est.get("six_point"))
+    return LayerEstimates(layer, width, fan_in, stochastic, est)
+
+
+def build_result(cfg, estimates: dict, attrs: dict, path=None) -> Result:
+    """A Result from ``compute_estimates`` output and the run's attributes."""
+    net = cfg.network
+    layers = {l: layer_estimates(l, net.widths[l - 1], net.fan_in(l), l > 1, stats)
+              for l, stats in estimates.items()}
+    return Result(cfg, int(attrs.get("networks", 0)), layers, attrs, str(path) if path else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from .status import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 
 def add_commands(subparsers) -> None:
@@ -44,14 +44,19 @@ def add_commands(subparsers) -> None:
     c.add_argument("files", nargs="+", help="measurement files or collected sweep files")
     c.add_argument("--plot", metavar="DIR", help="write PNG and PDF figures into DIR")
     c.add_argument("--layer", type=int, action="append", help="only this layer (repeatable)")
-    c.add_argument("--stat", action="append", choices=("metric", "vertex", "kurtosis"),
-                   help="only this statistic (repeatable; default all)")
+    c.add_argument("--stat", action="append", choices=_predicted(),
+                   help="only this statistic (repeatable; default: every one with a prediction)")
     c.add_argument("--order", type=int, choices=(1, 2),
                    help="width fits: 1 = X_inf + a/n, 2 = + b/n^2 (default: 2 only with >= 4 "
                    "widths when chi^2 supports it)")
     c.add_argument("--tables", action="store_true",
                    help="with several runs: also print each run's full comparison table")
     c.set_defaults(func=cmd_compare)
+
+
+def _predicted() -> tuple[str, ...]:
+    from ..stats.statistics import STATISTICS
+    return tuple(n for n, s in STATISTICS.items() if s.prediction is not None)
 
 
 def _err(cmd, msg, code):
@@ -66,9 +71,9 @@ def cmd_theory(args) -> int:
     if args.activation:
         return _err("theory", f"unexpected argument {args.activation!r} (only `mcsim theory "
                     "criticality ACTIVATION` takes a second argument)", EXIT_USAGE)
-    from .config import ConfigError, load_config
-    from .theory.recursions import predict_config
-    from .theory.store import format_prediction, write_prediction
+    from ..config import ConfigError, load_config
+    from ..theory.recursions import predict_config
+    from ..theory.store import format_prediction, write_prediction
     try:
         cfg = load_config(args.target)
     except ConfigError as exc:
@@ -88,8 +93,8 @@ def cmd_theory(args) -> int:
 
 
 def _criticality(args) -> int:
-    from .activations import get_activation
-    from .theory.criticality import find_criticality, summary
+    from ..activations import get_activation
+    from ..theory.criticality import find_criticality, summary
     if not args.activation:
         return _err("theory", "`mcsim theory criticality` needs an activation name, e.g. relu",
                     EXIT_USAGE)
@@ -118,9 +123,9 @@ def _groups(measurements):
 
 
 def cmd_compare(args) -> int:
-    from . import compare as C
-    from . import plots as P
-    stats = tuple(args.stat) if args.stat else C.STATISTICS
+    from ..analysis import compare as C
+    from ..analysis import plots as P
+    stats = tuple(args.stat) if args.stat else C.predicted_statistics()
     ms = []
     for path in args.files:
         try:

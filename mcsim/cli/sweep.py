@@ -1,14 +1,15 @@
 """`mcsim sweep` and `mcsim collect`: the SLURM side of the command line.
 
 Registered by mcsim.cli through `add_commands(subparsers)`; each command's `func(args)`
-returns the exit status (0 ok, 1 failure, 2 bad input or usage)."""
+returns the exit status (0 ok, 1 failure, 2 bad input or usage) or raises an mcsim error
+(`SweepError`: 2; `ResultFileError`: 1), which `mcsim.cli.main` reports."""
 from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+from .status import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 
 def add_commands(subparsers) -> None:
@@ -43,69 +44,56 @@ def add_commands(subparsers) -> None:
 
 
 def _status_line(index: int, params: dict, status: str) -> str:
-    from .sweep import format_params
+    from ..cluster.sweep import format_params
     return f"  {index:>4}  {status:<9} {format_params(params)}"
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import (SweepError, active_jobs, build_tasks, check_existing, load_sweep,
-                        read_manifest, result_status, submit, submit_command, write_sweep)
+    from ..cluster.sweep import (active_jobs, build_tasks, check_existing, load_sweep,
+                                 read_manifest, result_status, submit, submit_command, write_sweep)
     sweep_path = Path(args.sweep)
     sweep_dir = Path(args.dir) if args.dir else sweep_path.with_suffix("")
     if sweep_dir.resolve() == sweep_path.resolve():
         print("mcsim sweep: error: give the sweep folder with -d", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        sweep = load_sweep(sweep_path)
-        tasks = build_tasks(sweep, sweep_dir)
-        statuses = {t.index: result_status(sweep_dir / t.output_rel) for t in tasks}
-        todo = [t.index for t in tasks if statuses[t.index] != "complete"]
-        max_parallel = sweep.slurm.get("max_parallel")
-        print(f"mcsim sweep: {len(tasks)} tasks ({sweep.mode} of {', '.join(sweep.keys)}) in {sweep_dir}")
-        for t in tasks:
-            print(_status_line(t.index, t.params, statuses[t.index]))
-        if args.dry_run:
-            check_existing(sweep_dir, tasks)
-            if todo:
-                print("would run: " + submit_command(sweep_dir, todo, max_parallel))
-            else:
-                print("all tasks complete; nothing would run")
-            return EXIT_OK
-        write_sweep(sweep, sweep_dir, tasks, args.template)
-        print(f"wrote {len(tasks)} task configs, {sweep_dir / 'manifest.json'} and {sweep_dir / 'job.sbatch'}")
-        if not todo:
-            print("all tasks complete; nothing to submit")
-            return EXIT_OK
-        if not args.submit:
-            print("submit with: " + submit_command(sweep_dir, todo, max_parallel))
-            return EXIT_OK
-        # Two array jobs on one folder would have two mcsim processes write one result file.
-        queued = active_jobs(s["job_id"] for s in read_manifest(sweep_dir).get("submissions", []))
-        if queued:
-            print(f"mcsim sweep: error: this sweep is still queued or running as job {', '.join(queued)}; "
-                  "wait for it (or scancel it) before submitting again", file=sys.stderr)
-            return EXIT_USAGE
-        job_id = submit(sweep_dir, todo, max_parallel, shlex.split(args.sbatch))
-    except SweepError as exc:
-        print(f"mcsim sweep: error: {exc}", file=sys.stderr)
+    sweep = load_sweep(sweep_path)
+    tasks = build_tasks(sweep, sweep_dir)
+    statuses = {t.index: result_status(sweep_dir / t.output_rel) for t in tasks}
+    todo = [t.index for t in tasks if statuses[t.index] != "complete"]
+    max_parallel = sweep.slurm.get("max_parallel")
+    print(f"mcsim sweep: {len(tasks)} tasks ({sweep.mode} of {', '.join(sweep.keys)}) in {sweep_dir}")
+    for t in tasks:
+        print(_status_line(t.index, t.params, statuses[t.index]))
+    if args.dry_run:
+        check_existing(sweep_dir, tasks)
+        if todo:
+            print("would run: " + submit_command(sweep_dir, todo, max_parallel))
+        else:
+            print("all tasks complete; nothing would run")
+        return EXIT_OK
+    write_sweep(sweep, sweep_dir, tasks, args.template)
+    print(f"wrote {len(tasks)} task configs, {sweep_dir / 'manifest.json'} and {sweep_dir / 'job.sbatch'}")
+    if not todo:
+        print("all tasks complete; nothing to submit")
+        return EXIT_OK
+    if not args.submit:
+        print("submit with: " + submit_command(sweep_dir, todo, max_parallel))
+        return EXIT_OK
+    # Two array jobs on one folder would have two mcsim processes write one result file.
+    queued = active_jobs(s["job_id"] for s in read_manifest(sweep_dir).get("submissions", []))
+    if queued:
+        print(f"mcsim sweep: error: this sweep is still queued or running as job {', '.join(queued)}; "
+              "wait for it (or scancel it) before submitting again", file=sys.stderr)
         return EXIT_USAGE
+    job_id = submit(sweep_dir, todo, max_parallel, shlex.split(args.sbatch))
     print(f"submitted array job {job_id}: {len(todo)} of {len(tasks)} tasks")
     print(job_id)
     return EXIT_OK
 
 
 def cmd_collect(args) -> int:
-    from .collect import collect
-    from .hdf5io import ResultFileError
-    from .sweep import SweepError
-    try:
-        summary = collect(args.sweep_dir, args.output)
-    except SweepError as exc:
-        print(f"mcsim collect: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ResultFileError as exc:
-        print(f"mcsim collect: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    from ..cluster.collect import collect
+    summary = collect(args.sweep_dir, args.output)
     counts = summary.counts()
     print(f"mcsim collect: wrote {args.output}: {summary.n_tasks} tasks: "
           + ", ".join(f"{n} {status}" for status, n in counts.items() if n))

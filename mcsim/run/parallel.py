@@ -34,8 +34,7 @@ def launched_size() -> int:
     return 1
 
 
-class MPIUnavailableError(RuntimeError):
-    pass
+from ..errors import MPIUnavailableError  # noqa: E402  (re-exported)
 
 
 class SerialComm:

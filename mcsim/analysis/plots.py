@@ -1,13 +1,14 @@
-"""Figures for `mcsim compare --plot`: kernel and V/K^2 against layer, width sweeps on a
-1/n axis (matplotlib, PNG and PDF)."""
+"""Figures for `mcsim compare --plot`: every predicted statistic against layer, width sweeps
+on a 1/n axis (matplotlib, PNG and PDF); driven by the statistics registry."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from .compare import Measurement, WidthSweep, measurement_from_result, prediction_for
-from .report import distinct_entries
+from ..stats.statistics import get_statistic
+from .compare import (Measurement, WidthSweep, measurement_from_result, predicted_statistics,
+                      prediction_for)
 
 
 def _plt():
@@ -37,54 +38,56 @@ def _title(m: Measurement) -> str:
     return f"{act}, $C_W$={cw}, $C_b$={cb}, widths {list(m.widths)}, {m.networks:,} networks"
 
 
+def _entries(stat, k, max_entries):
+    """Up to max_entries distinct entries, those on the diagonal (all indices equal per pair)
+    first."""
+    entries = stat.distinct(k)
+    diag = [e for e in entries if len(set(e)) <= 1]
+    return (diag + [e for e in entries if e not in diag])[:max_entries]
+
+
 def plot_layers(measurement, outdir, stem="layers", prediction=None, max_entries=3) -> list[str]:
-    """Kernel and V/K^2 against layer: measurement with error bars, prediction as curves.
-    Writes ``<stem>.png`` and ``<stem>.pdf`` in outdir; returns their paths."""
+    """Every measured statistic that has a prediction, against layer: measurement with error
+    bars, prediction (solid) and, where it differs, its leading order (dotted); one panel per
+    statistic, entries normalised as the registry says (e.g. V / (K_aa K_bb)). Writes
+    ``<stem>.png`` and ``<stem>.pdf`` in outdir; returns their paths."""
     plt = _plt()
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
     m = measurement if isinstance(measurement, Measurement) else measurement_from_result(measurement)
     p = prediction or prediction_for(m)
-    ls = sorted(m.layers)
+    names = [n for n in predicted_statistics() if any(n in m.layers[l] for l in m.layers)]
     allp = np.arange(1, p.depth + 1)
-    pairs = distinct_entries("metric", m.k)
-    pairs = ([q for q in pairs if q[0] == q[1]] + [q for q in pairs if q[0] != q[1]])[:max_entries]
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
-    handles = [[], []]
-    for i, (a, b) in enumerate(pairs):
-        c = f"C{i}"
-        K = np.array([p.layer(l).kernel[a, b] for l in allp])
-        G = np.array([p.layer(l).metric[a, b] for l in allp])
-        y = np.array([m.layers[l]["metric"][0][a, b] for l in ls])
-        e = np.array([m.layers[l]["metric"][1][a, b] for l in ls])
-        axes[0].plot(allp, K, ":", color=c, lw=1.0)
-        axes[0].plot(allp, G, "-", color=c, lw=1.2)
-        axes[0].errorbar(ls, y, e, fmt="o", ms=3, color=c, capsize=2)
-        handles[0].append(Line2D([], [], color=c, marker="o", ms=3, label=f"$G_{{{a + 1}{b + 1}}}$"))
-        vl = [l for l in ls if "vertex" in m.layers[l]]
-        if vl:
-            norm_p = np.array([p.layer(l).kernel[a, a] * p.layer(l).kernel[b, b] for l in allp])
-            V = np.array([p.layer(l).vertex[a, b, a, b] for l in allp]) / norm_p
-            norm = np.array([p.layer(l).kernel[a, a] * p.layer(l).kernel[b, b] for l in vl])
-            vy = np.array([m.layers[l]["vertex"][0][a, b, a, b] for l in vl]) / norm
-            ve = np.array([m.layers[l]["vertex"][1][a, b, a, b] for l in vl]) / norm
-            axes[1].plot(allp, V, "-", color=c, lw=1.2)
-            axes[1].errorbar(vl, vy, ve, fmt="o", ms=3, color=c, capsize=2)
-            handles[1].append(Line2D([], [], color=c, marker="o", ms=3,
-                                     label=f"$V_{{({a + 1}{b + 1})({a + 1}{b + 1})}}$"))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 2.8), constrained_layout=True,
+                             squeeze=False)
     grey = dict(color="0.3")
-    handles[0] += [Line2D([], [], ls="", marker="o", ms=3, label="measured", **grey),
-                   Line2D([], [], ls="-", label="$K + G^{\\{1\\}}/n_{\\ell-1}$", **grey),
-                   Line2D([], [], ls=":", label="$K$ (infinite width)", **grey)]
-    handles[1] += [Line2D([], [], ls="", marker="o", ms=3, label="measured", **grey),
-                   Line2D([], [], ls="-", label="leading order", **grey)]
-    for ax in axes:
+    for ax, name in zip(axes[0], names):
+        stat = get_statistic(name)
+        ls = [l for l in sorted(m.layers) if name in m.layers[l]]
+        handles = []
+        for i, idx in enumerate(_entries(stat, m.k, max_entries)):
+            c = f"C{i}"
+
+            def norm(l):
+                return stat.plot_scale(p.layer(l).kernel, idx) if stat.plot_scale else 1.0
+            parts = [stat.prediction(p.layer(l)) for l in allp]
+            pred = np.array([q[0][idx] / norm(l) for q, l in zip(parts, allp)])
+            lead = np.array([q[1][idx] / norm(l) for q, l in zip(parts, allp)])
+            y = np.array([m.layers[l][name][0][idx] / norm(l) for l in ls])
+            e = np.array([m.layers[l][name][1][idx] / norm(l) for l in ls])
+            ax.plot(allp, pred, "-", color=c, lw=1.2)
+            if not np.allclose(pred, lead):
+                ax.plot(allp, lead, ":", color=c, lw=1.0)
+            ax.errorbar(ls, y, e, fmt="o", ms=3, color=c, capsize=2)
+            handles.append(Line2D([], [], color=c, marker="o", ms=3, label=stat.label(idx)))
+        handles += [Line2D([], [], ls="", marker="o", ms=3, label="measured", **grey),
+                    Line2D([], [], ls="-", label="prediction", **grey),
+                    Line2D([], [], ls=":", label="leading order", **grey)]
         ax.set_xlabel("layer $\\ell$")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set_ylabel("metric $G^{(\\ell)}_{ab}$")
-    axes[1].set_ylabel("$V^{(\\ell)}_{(ab)(ab)} \\,/\\, K_{aa} K_{bb}$")
-    axes[0].legend(handles=handles[0], frameon=False, ncol=2)
-    axes[1].legend(handles=handles[1], frameon=False)
+        ax.set_ylabel(name + (f" / {stat.plot_scale_label}" if stat.plot_scale else ""))
+        ax.set_title(stat.prediction_note, fontsize=7)
+        ax.legend(handles=handles, frameon=False, ncol=2)
     fig.suptitle(_title(m), fontsize=8)
     paths = _save(fig, outdir, stem)
     plt.close(fig)
@@ -94,7 +97,8 @@ def plot_layers(measurement, outdir, stem="layers", prediction=None, max_entries
 def plot_width_sweep(sweep: WidthSweep, outdir, stem="width_sweep", layer=None,
                      entries=None) -> list[str]:
     """Each fitted statistic against 1/n with the fitted line, the leading prediction at
-    1/n = 0 and, for the metric, the predicted slope G^{1}. One panel per entry."""
+    1/n = 0 and, where it is predicted, the slope X1 (G^{1} for the metric). One panel per
+    entry."""
     plt = _plt()
     keys = list(sweep.points)
     layer = layer or max(k[0] for k in keys)
@@ -114,14 +118,11 @@ def plot_width_sweep(sweep: WidthSweep, outdir, stem="width_sweep", layer=None,
         ax.errorbar(1 / n, x, s, fmt="o", ms=3.5, color="C0", capsize=2, label="measured")
         r = row_of[key]
         ax.plot([0], [lead[0]], "s", color="C3", ms=5, label="leading order")
-        if key[1] == "metric":
+        if np.isfinite(r["a_predicted"]):
             ax.plot(inv, lead[0] + r["a_predicted"] * inv, "--", color="C3", lw=1,
-                    label="$K + G^{1}/n$")
+                    label="leading + $X_1/n$")
         ax.set_xlabel("$1/n_{\\ell-1}$")
-        d = "".join(c for c in key[2] if c.isdigit())
-        sym = f"G^{{({key[0]})}}_{{{d}}}" if key[1] == "metric" else \
-            f"V^{{({key[0]})}}_{{({d[:2]})({d[2:]})}}"
-        ax.set_ylabel(f"${sym}$")
+        ax.set_ylabel(f"{key[2]}, layer {key[0]}")
         ax.set_xlim(left=-0.02 / n.min())
         ax.legend(frameon=False)
     fig.suptitle(_title(sweep.measurements[0]).rsplit(", widths", 1)[0] +

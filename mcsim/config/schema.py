@@ -17,13 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from .activations import get_activation, names as activation_names
+from ..activations import get_activation, names as activation_names
+from ..errors import ConfigError
+from ..samplers import SAMPLERS, get_sampler
+from ..stats.statistics import STATISTICS as _STATISTICS
 from .inputs import resolve_inputs
 from .tomlw import dumps as toml_dumps
 
-SAMPLERS = ("markov", "dense")
 WEIGHTS = ("gaussian", "uniform", "rademacher")
-STATISTICS = ("metric", "vertex", "six_point")
+#: the default of output.statistics
+DEFAULT_STATISTICS = ("metric", "vertex", "six_point")
 DEFAULT_BLOCK_SIZE = 1024
 DEFAULT_BINS = 64
 DEFAULT_CHECKPOINT_INTERVAL = 10.0
@@ -34,10 +37,6 @@ _ALLOWED = {
     "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
 }
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing or not allowed; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class EnsembleConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     path: str | None = None
-    statistics: tuple[str, ...] = STATISTICS
+    statistics: tuple[str, ...] = DEFAULT_STATISTICS
     layers: tuple[int, ...] = ()       # recorded layers; () means all
     checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL
 
@@ -98,6 +97,11 @@ class Config:
     def layers(self) -> tuple[int, ...]:
         """Recorded layers, 1-based, sorted."""
         return self.output.layers or tuple(range(1, self.network.depth + 1))
+
+    @property
+    def stochastic_layers(self) -> list[int]:
+        """Recorded layers l >= 2 (layer 1 is deterministic and needs no sampling)."""
+        return [l for l in self.layers if l >= 2]
 
     def to_dict(self) -> dict:
         """Canonical nested dict (plain Python types), loadable by `config_from_dict`."""
@@ -128,6 +132,8 @@ class Config:
         d = self.to_dict()
         d["ensemble"] = {k: v for k, v in d["ensemble"].items() if k != "networks"}
         d["output"] = {k: d["output"][k] for k in ("statistics", "layers")}
+        # statistics computed in every run (metric, kurtosis) change nothing whether listed or not
+        d["output"]["statistics"] = [s for s in d["output"]["statistics"] if not _STATISTICS[s].always]
         return d
 
     def replace(self, *, networks=None, seed=None, sampler=None, path=None) -> "Config":
@@ -221,7 +227,7 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     networks = _positive_int("ensemble.networks", sec.get("networks", 100_000))
     seed = _seed("ensemble.seed", sec.get("seed", 0))
     sampler = sec.get("sampler", "markov")
-    if sampler not in SAMPLERS:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
     weights = sec.get("weights", "gaussian")
     if weights not in WEIGHTS:
@@ -241,23 +247,28 @@ def _ensemble(sec: dict) -> EnsembleConfig:
 
 
 def _check_sampler_weights(ens: EnsembleConfig) -> None:
-    if ens.sampler == "markov" and ens.weights != "gaussian":
+    if ens.sampler not in SAMPLERS:
+        raise ConfigError(f"ensemble.sampler: {ens.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
+    backend = get_sampler(ens.sampler)
+    if ens.weights not in backend.weights:
+        able = [name for name, cls in SAMPLERS.items() if ens.weights in cls.weights]
         raise ConfigError(
-            f"ensemble.weights: {ens.weights!r} needs sampler = \"dense\"; the markov sampler is "
-            "exact only for gaussian weights")
+            f"ensemble.weights: {ens.weights!r} needs sampler = {' or '.join(map(repr, able))}; the "
+            f"{ens.sampler} sampler is exact only for {', '.join(backend.weights)} weights")
 
 
 def _output(sec: dict, depth: int) -> OutputConfig:
     path = sec.get("path")
     if path is not None and (not isinstance(path, str) or not path):
         raise ConfigError("output.path: must be a non-empty string")
-    stats = sec.get("statistics", list(STATISTICS))
+    stats = sec.get("statistics", list(DEFAULT_STATISTICS))
+    allowed = ", ".join(_STATISTICS)
     if not isinstance(stats, list) or not stats:
-        raise ConfigError(f"output.statistics: must be a non-empty list from {', '.join(STATISTICS)}")
+        raise ConfigError(f"output.statistics: must be a non-empty list from {allowed}")
     for s in stats:
-        if s not in STATISTICS:
-            raise ConfigError(f"output.statistics: {s!r} is not allowed; allowed: {', '.join(STATISTICS)}")
-    stats = tuple(s for s in STATISTICS if s in stats)          # canonical order
+        if not isinstance(s, str) or s not in _STATISTICS:
+            raise ConfigError(f"output.statistics: {s!r} is not allowed; allowed: {allowed}")
+    stats = tuple(s for s in _STATISTICS if s in stats)          # canonical (registry) order
     layers = sec.get("layers", "all")
     if layers == "all":
         layers = ()

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ResultFileError
+from ..storage.reader import is_complete, open_file
 from .sweep import EXIT_STATUS_NAME, SweepError, read_manifest
 
 STATUSES = ("complete", "partial", "failed", "missing")
@@ -79,16 +81,15 @@ def inspect_task(sweep_dir: Path, entry: dict) -> TaskInfo:
         else:
             info.reason = "no result file"
         return info
-    import h5py
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != "mcsim" or f.attrs.get("kind") != "measurement":
+        with open_file(path) as (f, attrs):
+            if attrs.get("kind") != "measurement":
                 info.status, info.reason = "failed", "not an mcsim measurement file"
                 return info
-            info.networks = int(f.attrs.get("networks", 0))
-            info.complete = bool(f.attrs.get("complete", False))
+            info.networks = int(attrs.get("networks", 0))
+            info.complete = is_complete(attrs)
             has_layers = "layers" in f and len(f["layers"]) > 0
-    except OSError as exc:
+    except ResultFileError as exc:
         info.status, info.reason = "failed", f"unreadable result file ({exc})"
         return info
     if info.networks == 0 or not has_layers:
@@ -146,8 +147,7 @@ def manifest_table(keys: list[str], tasks: list[TaskInfo]) -> np.ndarray:
 
 def collect(sweep_dir, output) -> Summary:
     """Write the sweep file `output` from `sweep_dir`; returns what was found."""
-    import h5py
-    from .hdf5io import FORMAT, FORMAT_VERSION, atomic_write, now_iso, software_versions
+    from ..storage.hdf5 import FORMAT, FORMAT_VERSION, atomic_write, now_iso, software_versions
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
     keys = list(manifest.get("keys", []))
@@ -168,11 +168,11 @@ def collect(sweep_dir, output) -> Summary:
             if t.status not in ("complete", "partial"):
                 continue
             g = tasks.create_group(str(t.index))
-            with h5py.File(sweep_dir / t.output, "r") as src:
+            with open_file(sweep_dir / t.output) as (src, src_attrs):
                 # Re-read the state from what is copied: a running task may have written a
                 # newer checkpoint since inspect_task looked at it.
-                t.networks = int(src.attrs.get("networks", t.networks))
-                t.complete = bool(src.attrs.get("complete", t.complete))
+                t.networks = int(src_attrs.get("networks", t.networks))
+                t.complete = is_complete(src_attrs)
                 t.status = "complete" if t.complete else "partial"
                 for key, value in src.attrs.items():
                     g.attrs[key] = value

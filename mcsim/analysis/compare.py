@@ -5,18 +5,20 @@
   (``kind = "sweep"``). ``measurement_from_group`` reads one such group and is the only
   reader, so anything laid out like a measurement compares the same way.
 * ``compare(measurement)`` -> ``ComparisonTable``: per layer and distinct entry the
-  measurement with its standard error, the prediction (K + G^{1}/n_{l-1} for the metric,
-  the leading V for the vertex, 3 V_aaaa / (n_{l-1} K_aa^2) for the kurtosis) and the
-  deviation in standard errors. ``table.rows`` is a numpy structured array.
+  measurement with its standard error, the prediction (every statistic with a
+  ``prediction`` in the statistics registry: K + G^{1}/n_{l-1} for the metric, the leading
+  V for the vertex, 3 V_aaaa / (n_{l-1} K_aa^2) for the kurtosis, ...) and the deviation in
+  standard errors. ``table.rows`` is a numpy structured array.
 * ``width_sweep(measurements)`` -> ``WidthSweep``: for runs that differ only in width, a
   weighted least-squares fit X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when it lowers
   chi^2 by more than 2, Akaike's criterion) per layer and entry, with n = n_{l-1} the
-  fan-in of the layer; X_inf is held against the leading prediction and, for the
-  metric, a against G^{1}.
+  fan-in of the layer; X_inf is held against the leading prediction and a against the
+  predicted 1/n coefficient where there is one (G^{1} for the metric).
 * ``plot_layers`` / ``plot_width_sweep``: PNG and PDF figures.
 
-Entry labels: metric ``G[ab]``, vertex ``V[(a1a2)(a3a4)]``, kurtosis ``kurt[a]`` with the
-inputs numbered from 1 as in ``mcsim info`` (array indices in the files start at 0).
+Entry labels come from the registry (metric ``G[ab]``, vertex ``V[(a1a2)(a3a4)]``,
+kurtosis ``kurt[a]``), inputs numbered from 1 as in ``mcsim info`` (array indices in the
+files start at 0).
 """
 from __future__ import annotations
 
@@ -26,16 +28,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import distinct_entries
-from .theory.recursions import Prediction, predict
+from ..storage.reader import check_header, open_file, read_layers
+from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
+from ..theory.recursions import Prediction, predict
 
 __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
            "read_measurements", "prediction_for", "ComparisonTable", "compare", "WidthFit",
-           "fit_width", "WidthSweep", "width_sweep",
-           "STATISTICS"]
+           "fit_width", "WidthSweep", "width_sweep", "predicted_statistics", "entry_label"]
 
-STATISTICS = ("metric", "vertex", "kurtosis")
-_ROW = [("layer", "i8"), ("fan_in", "i8"), ("statistic", "U8"), ("entry", "U24"),
+
+def predicted_statistics() -> tuple[str, ...]:
+    """The registered statistics that have a prediction, in registry order."""
+    return tuple(n for n, s in _REGISTRY.items() if s.prediction is not None)
+
+
+_NAME = f"U{max(len(n) for n in _REGISTRY) + 8}"   # never truncates a registered name
+_ROW = [("layer", "i8"), ("fan_in", "i8"), ("statistic", _NAME), ("entry", "U32"),
         ("measured", "f8"), ("stderr", "f8"), ("prediction", "f8"), ("leading", "f8"),
         ("deviation", "f8")]
 
@@ -66,30 +74,20 @@ class Measurement:
         return self.inputs.shape[0]
 
 
-def _attrs(obj) -> dict:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in obj.attrs.items()}
-
-
 def measurement_from_group(group, label: str, params: dict | None = None) -> Measurement:
-    """Read one measurement-like h5py group (a file root or a sweep's /tasks/<i>)."""
-    attrs = _attrs(group)
+    """Read one measurement-like h5py group (a file root or a sweep's /tasks/<i>): every
+    registered statistic it holds."""
+    attrs = check_header(group, label)
     cfg = json.loads(attrs["config_json"])
     net = cfg["network"]
     inputs = np.asarray(group["inputs"][()], dtype=float) if "inputs" in group else \
         np.asarray(cfg["inputs"]["values"], dtype=float)
     layers, fan_in = {}, {}
-    for name in sorted(group["layers"], key=int):
-        g = group["layers"][name]
-        l = int(name)
-        stats = {}
-        for stat in ("metric", "vertex", "kurtosis", "six_point"):
-            if stat in g:
-                mean = np.asarray(g[stat][()], dtype=float)
-                err = np.asarray(g[stat + "_stderr"][()], dtype=float) if stat + "_stderr" in g \
-                    else np.zeros_like(mean)
-                stats[stat] = (mean, err)
-        layers[l] = stats
-        fan_in[l] = int(g.attrs.get("fan_in", net["input_dim"] if l == 1 else net["widths"][l - 2]))
+    for l, (lattrs, data) in read_layers(group["layers"]).items():
+        layers[l] = {stat: (np.asarray(mean, dtype=float),
+                            np.asarray(err, dtype=float) if err is not None else np.zeros_like(mean, dtype=float))
+                     for stat, (mean, err) in data.items() if stat in _REGISTRY}
+        fan_in[l] = int(lattrs.get("fan_in", net["input_dim"] if l == 1 else net["widths"][l - 2]))
     return Measurement(label=label, activation=dict(net["activation"]), inputs=inputs,
                        widths=tuple(int(n) for n in net["widths"]), C_W=tuple(net["C_W"]),
                        C_b=tuple(net["C_b"]), networks=int(attrs.get("networks", 0)),
@@ -102,8 +100,8 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
     layers, fan_in = {}, {}
     for l in result.layers:
         e = result.layer(l)
-        layers[l] = {s: (np.asarray(getattr(e, s).mean), np.asarray(getattr(e, s).stderr))
-                     for s in ("metric", "vertex", "kurtosis") if getattr(e, s, None) is not None}
+        layers[l] = {s: (np.asarray(est.mean), np.asarray(est.stderr))
+                     for s, est in e.stats.items() if s in _REGISTRY}
         fan_in[l] = int(e.fan_in)
     return Measurement(label or str(result.path or "result"), dict(net.activation),
                        np.asarray(result.config.inputs, dtype=float), tuple(net.widths),
@@ -112,16 +110,8 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
 
 def read_measurements(path) -> list[Measurement]:
     """All measurement-like groups of an mcsim file (measurement: 1; sweep: one per task)."""
-    import h5py
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise OSError(f"{path}: cannot open as HDF5 ({exc})") from None
-    with f:
-        attrs = _attrs(f)
-        if attrs.get("format") != "mcsim":
-            raise ValueError(f"{path}: not an mcsim file")
+    with open_file(path) as (f, attrs):
         kind = attrs.get("kind")
         if kind == "measurement":
             return [measurement_from_group(f, str(path))]
@@ -151,23 +141,9 @@ def prediction_for(m: Measurement) -> Prediction:
     return _CACHE[key]
 
 
-def entry_label(stat: str, idx: tuple) -> str:
-    """Text label of an entry, inputs numbered from 1 as in ``mcsim info``."""
-    i = tuple(a + 1 for a in idx)
-    if stat == "metric":
-        return "G[%d%d]" % i
-    if stat == "vertex":
-        return "V[(%d%d)(%d%d)]" % i
-    return "kurt[%d]" % i
-
-
 def _predicted(p, stat):
-    """(prediction, leading) arrays for one layer's statistic."""
-    if stat == "metric":
-        return p.metric, p.kernel
-    if stat == "vertex":
-        return p.vertex, p.vertex
-    return p.kurtosis, p.kurtosis
+    """(prediction, leading, correction or None) arrays for one layer's statistic."""
+    return get_statistic(stat).prediction(p)
 
 
 @dataclass(eq=False)
@@ -203,9 +179,7 @@ class ComparisonTable:
             dev = r["deviation"]
             if not dev.size:
                 continue
-            note = {"metric": "prediction K + G1/n; O(1/n^2) remainder",
-                    "vertex": "leading order; O(1/n) deviations expected",
-                    "kurtosis": "leading order 3 V/(n K^2); O(1/n^2) deviations expected"}.get(stat, "")
+            note = get_statistic(stat).prediction_note
             lines.append(f"{stat}: {dev.size} entries, chi^2/entry = {np.mean(dev ** 2):.3g}, "
                          f"max |dev| = {np.max(np.abs(dev)):.2f} sigma, "
                          f"{int(np.sum(np.abs(dev) > 3))} beyond 3 sigma ({note})")
@@ -217,22 +191,24 @@ class ComparisonTable:
     __str__ = text
 
 
-def compare(measurement, prediction: Prediction | None = None, statistics=STATISTICS,
+def compare(measurement, prediction: Prediction | None = None, statistics=None,
             layers=None) -> ComparisonTable:
-    """Compare a Measurement (or Result) with its prediction; see ``ComparisonTable``."""
+    """Compare a Measurement (or Result) with its prediction; see ``ComparisonTable``.
+    statistics: names (default: every measured statistic that has a prediction)."""
     m = measurement if isinstance(measurement, Measurement) else measurement_from_result(measurement)
     p = prediction or prediction_for(m)
+    statistics = predicted_statistics() if statistics is None else tuple(statistics)
     rows = []
     for l in sorted(m.layers):
         if layers and l not in layers:
             continue
         pl = p.layer(l)
         for stat in statistics:
-            if stat not in m.layers[l]:
+            if stat not in m.layers[l] or get_statistic(stat).prediction is None:
                 continue
             mean, err = m.layers[l][stat]
-            pred, lead = _predicted(pl, stat)
-            for idx in distinct_entries(stat, m.k):
+            pred, lead, _ = _predicted(pl, stat)
+            for idx in get_statistic(stat).distinct(m.k):
                 x, s, y = float(mean[idx]), float(err[idx]), float(pred[idx])
                 if not np.isfinite(x):
                     continue
@@ -294,7 +270,7 @@ def fit_width(n, y, s, order: int | None = None) -> WidthFit:
     return lin
 
 
-_SWEEP_ROW = [("layer", "i8"), ("statistic", "U8"), ("entry", "U24"), ("order", "i8"),
+_SWEEP_ROW = [("layer", "i8"), ("statistic", _NAME), ("entry", "U32"), ("order", "i8"),
               ("X_inf", "f8"), ("X_inf_err", "f8"), ("leading", "f8"), ("X_inf_dev", "f8"),
               ("a", "f8"), ("a_err", "f8"), ("a_predicted", "f8"), ("a_dev", "f8"),
               ("b", "f8"), ("b_err", "f8"), ("chi2", "f8"), ("dof", "i8")]
@@ -305,9 +281,9 @@ class WidthSweep:
     """Width fits for a set of runs that differ only in width.
 
     ``rows``: one per layer, statistic and entry: the fit order, X_inf +- err against the
-    leading prediction (``X_inf_dev`` in errors), a +- err against G^{1} for the metric
-    (``a_predicted``; nan for the vertex, whose 1/n coefficient is not predicted), b, chi2,
-    dof. ``points[(layer, statistic, entry)] = (n, X, stderr, leading)`` per width, and
+    leading prediction (``X_inf_dev`` in errors), a +- err against the predicted 1/n
+    coefficient (``a_predicted``: G^{1} for the metric; nan where none is predicted), b,
+    chi2, dof. ``points[(layer, statistic, entry)] = (n, X, stderr, leading)`` per width, and
     ``fits`` the WidthFit objects under the same keys.
     """
     measurements: list
@@ -320,7 +296,7 @@ class WidthSweep:
         lines = [f"width sweep over {len(self.measurements)} runs, n_(l-1) in {ns}: "
                  "fit X(n) = X_inf + a/n (+ b/n^2)"]
         lines.append(f"{'layer':>5}  {'entry':<15} {'X_inf':>12} {'+-':>8} {'leading':>12} "
-                     f"{'dev':>6} {'a':>11} {'+-':>8} {'G1 pred':>10} {'dev':>6} {'chi2/dof':>9}")
+                     f"{'dev':>6} {'a':>11} {'+-':>8} {'X1 pred':>10} {'dev':>6} {'chi2/dof':>9}")
         for r in self.rows:
             a_pred = "" if not np.isfinite(r["a_predicted"]) else "%10.5g" % r["a_predicted"]
             a_dev = "" if not np.isfinite(r["a_dev"]) else "%+6.2f" % r["a_dev"]
@@ -390,11 +366,14 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
         for stat in statistics:
             if not all(stat in m.layers[l] for m in ms):
                 continue
-            for idx in distinct_entries(stat, ms[0].k):
+            if get_statistic(stat).prediction is None:
+                continue
+            for idx in get_statistic(stat).distinct(ms[0].k):
                 n = np.array([m.fan_in[l] for m in ms], dtype=float)
                 x = np.array([m.layers[l][stat][0][idx] for m in ms])
                 s = np.array([m.layers[l][stat][1][idx] for m in ms])
                 lead = np.array([_predicted(p.layer(l), stat)[1][idx] for p in preds])
+                corr = _predicted(preds[0].layer(l), stat)[2]
                 if np.any(s <= 0) or not np.all(np.isfinite(x)) or len(set(n)) < 2:
                     continue
                 label = entry_label(stat, idx)
@@ -402,8 +381,8 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
                 n, x, s, lead = n[srt], x[srt], s[srt], lead[srt]
                 fit = fit_width(n, x, s, order=order if order is None else min(order, len(n) - 1))
                 err = fit.errors
-                # G1 is normalised by the fan-in of the same run, so a = G1 (fixed width ratios)
-                a_pred = float(preds[0].layer(l).correction[idx]) if stat == "metric" else np.nan
+                # X1 is normalised by the fan-in of the same run, so a = X1 (fixed width ratios)
+                a_pred = float(corr[idx]) if corr is not None else np.nan
                 b, b_err = (fit.coef[2], err[2]) if fit.order == 2 else (np.nan, np.nan)
                 rows.append((l, stat, label, fit.order, fit.coef[0], err[0], lead[0],
                              (fit.coef[0] - lead[0]) / err[0], fit.coef[1], err[1], a_pred,
@@ -411,16 +390,3 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
                 points[(l, stat, label)] = (n, x, s, lead)
                 fits[(l, stat, label)] = fit
     return WidthSweep(ms, np.array(rows, dtype=_SWEEP_ROW), points, fits)
-
-
-# ------------------------------------------------------------------------------------------
-# plots
-# ------------------------------------------------------------------------------------------
-
-
-# plots live in mcsim.plots; re-exported for `from mcsim.compare import plot_layers`
-def __getattr__(name):
-    if name in ("plot_layers", "plot_width_sweep"):
-        from . import plots
-        return getattr(plots, name)
-    raise AttributeError(name)

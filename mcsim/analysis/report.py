@@ -1,11 +1,12 @@
-"""Plain-text tables of results (`mcsim info`)."""
+"""Plain-text tables of results (`mcsim info`), driven by the statistics registry."""
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 
-from .results import Result
+from ..stats.results import Result
+from ..stats.statistics import STATISTICS, get_statistic
+
+__all__ = ["format_result", "distinct_entries"]
 
 
 def _fmt(mean, err) -> str:
@@ -15,18 +16,9 @@ def _fmt(mean, err) -> str:
 
 
 def distinct_entries(name: str, k: int):
-    """Index tuples of the distinct entries of a statistic, one per symmetry class.
-
-    metric: a <= b; vertex: pairs (a1<=a2) <= (a3<=a4); six_point: sorted triples of pairs;
-    kurtosis: a."""
-    pairs = [(a, b) for a in range(k) for b in range(a, k)]
-    if name == "metric":
-        return pairs
-    if name == "kurtosis":
-        return [(a,) for a in range(k)]
-    if name == "vertex":
-        return [p + q for p, q in itertools.combinations_with_replacement(pairs, 2)]
-    return [p + q + r for p, q, r in itertools.combinations_with_replacement(pairs, 3)]
+    """Index tuples of the distinct entries of a statistic, one per symmetry class (from its
+    registry entry; e.g. metric: a <= b; vertex: pairs (a1<=a2) <= (a3<=a4))."""
+    return get_statistic(name).distinct(k)
 
 
 def format_result(result: Result, layers=None, show_all: bool = False, limit: int = 12) -> str:
@@ -55,18 +47,17 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
         lines.append("")
         note = "" if le.stochastic else "  (deterministic: exact)"
         lines.append(f"layer {l}  (n_l={le.width}, fan-in n_{{l-1}}={le.fan_in}){note}")
-        for name, label in (("metric", "G"), ("vertex", "V"), ("kurtosis", "excess kurtosis"),
-                            ("six_point", "six-point")):
-            est = getattr(le, name)
-            if est is None or np.all(np.isnan(est.mean)):
+        for name, stat in STATISTICS.items():          # registry order
+            est = le.stats.get(name)
+            if est is None:
                 continue
-            entries = distinct_entries(name, cfg.k)
+            lines.append(f"  {name}: {stat.description}")
+            entries = stat.distinct(cfg.k)
             shown = entries if show_all else entries[:limit]
             for idx in shown:
-                sub = "".join(str(i + 1) for i in idx)
-                lines.append(f"  {label}[{sub}]".ljust(24) + _fmt(est.mean[idx], est.stderr[idx]))
+                lines.append(f"    {stat.label(idx)}".ljust(26) + _fmt(est.mean[idx], est.stderr[idx]))
             if len(shown) < len(entries):
-                lines.append(f"  ... {len(entries) - len(shown)} more {name} entries (--all)")
+                lines.append(f"    ... {len(entries) - len(shown)} more {name} entries (--all)")
     return "\n".join(lines)
 
 

@@ -1,0 +1,38 @@
+"""Exit statuses: the one table that maps mcsim's exceptions to them (see `mcsim.cli.main`)."""
+from __future__ import annotations
+
+import sys
+
+from ..errors import (ConfigError, Interrupted, MPIUnavailableError, McsimError, PeerFailed,
+                      ResultFileError, ResumeError, SweepError)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 75
+
+#: exception class -> exit status (the first matching class in this order wins)
+EXIT_STATUS = (
+    (Interrupted, EXIT_INTERRUPTED),
+    (ConfigError, EXIT_USAGE),
+    (ResumeError, EXIT_USAGE),
+    (SweepError, EXIT_USAGE),
+    (MPIUnavailableError, EXIT_USAGE),
+    (ResultFileError, EXIT_FAILURE),
+    (PeerFailed, EXIT_FAILURE),
+    (McsimError, EXIT_FAILURE),
+)
+
+
+def exit_status(exc: BaseException) -> int:
+    for cls, code in EXIT_STATUS:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_FAILURE
+
+
+def report(command: str, exc: BaseException) -> int:
+    """Print one line for an mcsim error and return its exit status."""
+    code = exit_status(exc)
+    if isinstance(exc, Interrupted):
+        print(f"mcsim {command}: {exc}", file=sys.stderr)
+    elif not isinstance(exc, PeerFailed):      # the root rank reports the reason
+        print(f"mcsim {command}: error: {exc}", file=sys.stderr)
+    return code

@@ -1,0 +1,53 @@
+"""The exceptions mcsim's library code raises (the CLI maps them to exit statuses).
+
+Library code never calls ``sys.exit``: it raises one of these, and the command line turns
+each class into the documented exit status in one table (``mcsim.cli.status.EXIT_STATUS``):
+
+    ConfigError, ResumeError, SweepError,           2   bad configuration or usage; nothing
+    MPIUnavailableError                                 was written or changed
+    ResultFileError, PeerFailed                     1   runtime failure
+    Interrupted                                     75  stopped by a signal after a checkpoint
+"""
+from __future__ import annotations
+
+
+class McsimError(Exception):
+    """Base class of mcsim's own errors."""
+
+
+class ConfigError(McsimError, ValueError):
+    """A configuration value is missing or not allowed; the message names the key."""
+
+
+class ResumeError(McsimError, ValueError):
+    """An existing output belongs to a different ensemble (or cannot be resumed or merged);
+    it was left unchanged."""
+
+
+class ResultFileError(McsimError, OSError):
+    """An mcsim HDF5 file cannot be read or written; the message says why."""
+
+
+class SweepError(McsimError, ValueError):
+    """A sweep file or sweep folder is not usable; the message says why."""
+
+
+class MPIUnavailableError(McsimError, RuntimeError):
+    """An MPI launcher started several ranks, but this process cannot join them."""
+
+
+class PeerFailed(McsimError, RuntimeError):
+    """Raised on the other ranks when the root rank failed (the root reports the reason)."""
+
+
+class Interrupted(McsimError):
+    """The run stopped on a signal after writing a checkpoint."""
+
+    def __init__(self, path, networks: int, signame: str):
+        super().__init__(f"stopped by {signame} after {networks:,} networks; checkpoint in {path}; "
+                         "run the same command again to resume")
+        self.path, self.networks, self.signame = path, networks, signame
+
+
+__all__ = ["McsimError", "ConfigError", "ResumeError", "ResultFileError", "MPIUnavailableError",
+           "SweepError", "PeerFailed", "Interrupted"]

@@ -1,0 +1,241 @@
+"""The simulation driver: blocks, rounds, checkpoints, signals, resume.
+
+Work is cut into blocks of `ensemble.block_size` networks; block b's random numbers are keyed
+by (root seed, b) only. The driver runs in *rounds*: the root picks how many blocks each rank
+computes (adapted so a round takes about a second), every rank samples its consecutive
+blocks with the configured sampler backend and reduces each to a moment state, and the root
+gathers the states and merges them in block order. Hence the result is bitwise the same for
+any number of ranks and threads.
+
+The root checkpoints the output file every `output.checkpoint_interval` seconds (atomic
+rename), and at once on SIGTERM / SIGINT / SIGUSR1, after which `simulate` raises
+`Interrupted` (the CLI exits with status 75). Running again on the file resumes; asking for
+more networks extends it; running again on a complete file changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import Interrupted, PeerFailed, ResumeError
+from ..samplers import make_sampler
+from ..stats.accumulator import BinnedMoments, accumulator_layout, new_accumulator
+from ..stats.estimators import compute_estimates
+from ..stats.results import Result, build_result
+from ..storage.hdf5 import remove_stale_temporaries, write_run
+from ..storage.reader import read_run
+from ..config.compat import check_compatible, check_layout
+from .parallel import get_comm
+from .progress import Progress
+from .signals import StopFlag
+
+log = logging.getLogger("mcsim")
+
+ROUND_SECONDS = 1.0             # target duration of one round of blocks
+SAMPLE_BUFFER_BYTES = 32 << 20  # cap on the per-call sample buffer (memory flat in N)
+
+__all__ = ["simulate", "RunState", "BlockWorker", "Interrupted", "ResumeError"]
+
+
+@dataclass
+class RunState:
+    """The root rank's state of one run session."""
+    acc: BinnedMoments
+    start_block: int                        # blocks already in the accumulator at start
+    runtime_before: float = 0.0             # sampling time of earlier sessions (seconds)
+    created: str | None = None              # creation time of the file being resumed
+    ranks: int = 1
+    up_to_date: bool = False                # the existing file is complete: nothing to do
+    stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
+    timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
+
+
+class BlockWorker:
+    """Samples consecutive blocks and reduces each to its moment state (one rank's work)."""
+
+    def __init__(self, cfg, layout):
+        from ..kernels import moments
+        self.cfg = cfg
+        self.sampler = make_sampler(cfg, layout.names)
+        self.columns = self.sampler.columns(layout)
+        self.block_moments = moments.block_moments
+        self.bs = cfg.ensemble.block_size
+        self.S = cfg.network.depth - 1
+        self.layers = np.asarray([l - 2 for l in cfg.stochastic_layers], dtype=np.int64)
+        self.order = layout.order
+        self.triples = layout.triples()
+        self.M = layout.width
+        per_block = self.bs * max(self.S, 1) * self.sampler.width * 8
+        self.chunk = max(1, SAMPLE_BUFFER_BYTES // per_block)
+        self._buffer = None
+
+    def run(self, first: int, n: int):
+        """Moment states of blocks first..first+n-1: mean (n, Sr, M), m2 (n, Sr, M, M), m3 (n, Sr, T)."""
+        Sr, M, T = len(self.layers), self.M, len(self.triples)
+        mean, m2, m3 = np.empty((n, Sr, M)), np.empty((n, Sr, M, M)), np.empty((n, Sr, T))
+        for c0 in range(0, n, self.chunk):
+            cn = min(self.chunk, n - c0)
+            if self._buffer is None or self._buffer.shape[0] < cn:
+                self._buffer = np.empty((min(self.chunk, n), self.bs, self.S, self.sampler.width))
+            out = self._buffer[:cn]
+            self.sampler.sample(first + c0, cn, out)
+            self.block_moments(out, self.layers, self.columns, self.triples, self.order,
+                               mean[c0:c0 + cn], m2[c0:c0 + cn], m3[c0:c0 + cn])
+        return mean, m2, m3
+
+
+def simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
+             force: bool = False, comm=None) -> Result | None:
+    """Sample the ensemble of `cfg`, return the Result (on the root rank; None elsewhere).
+
+    output: HDF5 path, or None to keep the result in memory only (the CLI passes
+    cfg.output.path). An existing compatible file is resumed or extended (a complete one is
+    left untouched); an incompatible one raises ResumeError unless force. threads: Numba
+    threads per rank. progress: "bar", "log", "off" or None (auto)."""
+    comm = comm or get_comm()
+    if threads:
+        from ..kernels.jit import set_threads
+        set_threads(int(threads))
+    path = Path(output) if output else None
+    state = None
+    if comm.is_root:
+        try:
+            state = _root_setup(cfg, path, force)
+            state.ranks = comm.size
+        except Exception as exc:             # tell the other ranks, then raise here
+            comm.bcast(("error", str(exc)))
+            raise
+    status, start_block = comm.bcast(("ok", state.start_block) if comm.is_root else None)
+    if status == "error":                    # the root reports the error
+        raise PeerFailed(f"the root rank failed: {start_block}")
+
+    total = cfg.ensemble.blocks
+    layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
+    worker = BlockWorker(cfg, layout)
+    bs = cfg.ensemble.block_size
+    prog = Progress(total * bs, start_block * bs, mode=progress) if comm.is_root else None
+    next_block, per_rank = start_block, 1
+    last_checkpoint = session_start = time.monotonic()
+    interval = cfg.output.checkpoint_interval
+    stop_signal = None
+    timing = state.timing if comm.is_root else {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0}
+    with StopFlag() as flag:
+        while True:
+            t_reduce = time.monotonic()
+            plan = comm.bcast((per_rank, stop_signal) if comm.is_root else None)
+            per_rank, stop_signal = plan
+            timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
+            if stop_signal or next_block >= total:
+                break
+            first = next_block + comm.rank * per_rank
+            n = max(0, min(per_rank, total - first))
+            t0 = time.monotonic()
+            states = worker.run(cfg.ensemble.first_block + first, n) if n else None
+            dt = time.monotonic() - t0
+            timing["sampling"] += dt
+            t_reduce_0 = time.monotonic()
+            gathered = comm.gather((first, n, states, flag.signame, dt))
+            next_block = min(total, next_block + comm.size * per_rank)
+            if comm.is_root:
+                acc = state.acc
+                for g_first, g_n, g_states, g_sig, _ in sorted(gathered, key=lambda g: g[0]):
+                    if g_n:
+                        acc.add_blocks(cfg.ensemble.first_block + g_first, *g_states)
+                    stop_signal = stop_signal or g_sig
+                # adapt the round so that it lasts about ROUND_SECONDS (at most 4x change per round)
+                if n:
+                    target = min(ROUND_SECONDS, interval / 2)
+                    per_rank = int(min(4 * per_rank, max(1, per_rank * target / max(dt, 1e-6))))
+                prog.update(acc.blocks * bs)
+                now = time.monotonic()
+                timing["reduction"] += now - t_reduce_0           # gather (incl. waiting) + merge
+                if path and now - last_checkpoint >= interval and acc.blocks < total and not stop_signal:
+                    _checkpoint(cfg, path, state, now - session_start, complete=False)
+                    last_checkpoint = time.monotonic()
+                    timing["checkpoint"] += last_checkpoint - now
+    if not comm.is_root:
+        comm.barrier()          # the root's final write is done: only now may this rank exit
+        if stop_signal:
+            raise Interrupted(path, next_block * bs, stop_signal)
+        return None
+    prog.close()
+    acc = state.acc
+    elapsed = time.monotonic() - session_start
+    complete = acc.blocks >= total
+    t_final = time.monotonic()
+    estimates, attrs = _finish_attrs(cfg, state, elapsed, complete)
+    if state.up_to_date:
+        attrs = state.stored_attrs          # nothing was done: the file is left as it is
+    elif path:
+        write_run(path, cfg, acc, estimates, attrs)
+    timing["checkpoint"] += time.monotonic() - t_final
+    comm.barrier()              # (a rank exiting early could make srun kill this write)
+    if stop_signal and not complete:
+        raise Interrupted(path, acc.networks, stop_signal)
+    result = build_result(cfg, estimates, attrs, path)
+    result.written = bool(path) and not state.up_to_date
+    return result
+
+
+def _root_setup(cfg, path, force: bool) -> RunState:
+    if path is not None:
+        remove_stale_temporaries(path)
+    requested = cfg.ensemble.blocks * cfg.ensemble.block_size
+    if requested != cfg.ensemble.networks:
+        log.info("rounding %s networks up to %s (whole blocks of %d)", f"{cfg.ensemble.networks:,}",
+                 f"{requested:,}", cfg.ensemble.block_size)
+    if path is None or not path.exists() or force:
+        state = RunState(new_accumulator(cfg), start_block=0)
+        if path is not None:
+            # write the empty file first: an unwritable location fails now, not after the work
+            _checkpoint(cfg, path, state, 0.0, complete=False)
+        return state
+    existing = read_run(path)
+    check_compatible(cfg, existing.config, f"existing output {path}")
+    if existing.attrs.get("merged"):
+        raise ResumeError(f"{path} is the output of mcsim merge and cannot be resumed or "
+                          "extended; run a new block range or seed and merge again")
+    acc = existing.accumulator
+    if acc is None:
+        raise ResumeError(f"{path} holds no accumulator state; cannot resume (use --force)")
+    check_layout(accumulator_layout(cfg), acc.layout, f"existing output {path}")
+    if acc.blocks > cfg.ensemble.blocks:
+        raise ResumeError(f"{path} already holds {acc.networks:,} networks, more than the "
+                          f"{requested:,} requested; the file is unchanged (ask for at least as many networks)")
+    state = RunState(acc, start_block=acc.blocks,
+                     runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
+                     created=existing.attrs.get("created"), stored_attrs=existing.attrs)
+    if acc.blocks == cfg.ensemble.blocks and existing.complete:
+        state.up_to_date = True
+        log.info("%s is already complete (%s networks); nothing to do", path, f"{acc.networks:,}")
+    else:
+        log.info("resuming %s at %s of %s networks", path, f"{acc.networks:,}", f"{requested:,}")
+    return state
+
+
+def _finish_attrs(cfg, state: RunState, elapsed: float, complete: bool):
+    acc = state.acc
+    runtime = state.runtime_before + elapsed
+    done_now = (acc.blocks - state.start_block) * cfg.ensemble.block_size
+    attrs = {"networks": acc.networks,
+             "networks_requested": cfg.ensemble.blocks * cfg.ensemble.block_size,
+             "complete": bool(complete), "blocks": acc.blocks,
+             "runtime_seconds": runtime,
+             "networks_per_second": done_now / elapsed if elapsed > 0 and done_now else
+             (acc.networks / runtime if runtime > 0 else 0.0),
+             "ranks": state.ranks}
+    if state.created:
+        attrs["created"] = state.created
+    for name, seconds in state.timing.items():    # this session, root rank
+        attrs[f"session_seconds_{name}"] = seconds
+    attrs["session_seconds"] = elapsed
+    return compute_estimates(cfg, acc), attrs
+
+
+def _checkpoint(cfg, path, state: RunState, elapsed, complete):
+    estimates, attrs = _finish_attrs(cfg, state, elapsed, complete)
+    write_run(path, cfg, state.acc, estimates, attrs)

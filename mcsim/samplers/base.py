@@ -1,0 +1,77 @@
+"""The sampler interface and registry (see ``mcsim.samplers``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..stats.quantities import Layout, get_quantity
+
+__all__ = ["Sampler", "SAMPLERS", "register_sampler", "get_sampler", "make_sampler"]
+
+
+class Sampler:
+    """Fills per-network quantities for consecutive blocks of networks.
+
+    Subclasses set ``name``, ``weights`` (the weight laws they sample exactly), ``description``
+    and implement ``fills(cfg)`` (the quantities they can fill for a configuration, in buffer
+    order) and ``sample``. The buffer has shape ``(n_blocks, block_size, L - 1, width)``:
+    axis 2 is the stochastic layer s (layer l = s + 2), axis 3 the concatenated quantities
+    of ``layout``. Random numbers depend only on (seed, block, network in block, position):
+    never on ranks, threads or how blocks are grouped into calls.
+    """
+    name = ""
+    description = ""
+    weights: tuple[str, ...] = ("gaussian",)
+
+    def __init__(self, cfg, quantities):
+        self.cfg = cfg
+        fills = self.fills(cfg)
+        missing = [q for q in quantities if q not in fills]
+        if missing:
+            raise ValueError(f"sampler {self.name!r} cannot fill {missing} for this configuration "
+                             f"(it fills {list(fills)})")
+        if cfg.ensemble.weights not in self.weights:
+            raise ValueError(f"sampler {self.name!r} samples only {', '.join(self.weights)} weights")
+        # the buffer holds the quantities asked for, in the backend's order
+        names = tuple(q for q in fills if q in quantities)
+        self.layout = Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names),
+                             (2,) * len(names))
+
+    @classmethod
+    def fills(cls, cfg) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def width(self) -> int:
+        return self.layout.width
+
+    def columns(self, layout: Layout) -> np.ndarray:
+        """(M,) int64: for each entry of the accumulator's ``layout``, its index in this
+        sampler's buffer."""
+        cols = [np.arange(o, o + n) for q in layout.names
+                for o, n in [(self.layout.offsets[self.layout.index(q)], self.layout.lengths[self.layout.index(q)])]]
+        return np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, dtype=np.int64)
+
+    def sample(self, first_block: int, n_blocks: int, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+SAMPLERS: dict[str, type[Sampler]] = {}
+
+
+def register_sampler(cls: type[Sampler]) -> type[Sampler]:
+    if not cls.name:
+        raise ValueError("a sampler needs a name")
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
+def get_sampler(name: str) -> type[Sampler]:
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise KeyError(f"unknown sampler {name!r}; registered: {', '.join(SAMPLERS)}") from None
+
+
+def make_sampler(cfg, quantities) -> Sampler:
+    """The backend named by ``cfg.ensemble.sampler``, set up to fill ``quantities``."""
+    return get_sampler(cfg.ensemble.sampler)(cfg, tuple(quantities))

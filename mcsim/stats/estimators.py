@@ -1,0 +1,71 @@
+"""Estimates with delete-one-bin jackknife standard errors, for any registered statistic.
+
+Every statistic's estimator (`mcsim.stats.statistics`) maps a moment state to a packed
+estimate. Here each is evaluated on the merge of all jackknife bins and on each
+leave-one-bin-out merge; the standard error is
+
+    var = (B-1)/B sum_i (theta_{-i} - mean theta_{-i})^2
+
+over the B non-empty bins, which reduces to the usual standard error of the mean for the
+metric and is consistent for the nonlinear estimators. Both are then unpacked to full
+tensors. Layer 1 is deterministic: its statistics are exact, with standard error 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .accumulator import BinnedMoments
+from .statistics import Moments, computed, get_statistic
+
+__all__ = ["layer_statistics", "first_layer_statistics", "compute_estimates", "layer_one_gram"]
+
+
+def layer_statistics(acc: BinnedMoments, fan_in, k: int, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Estimates and jackknife standard errors of the statistics ``names`` for the
+    accumulator's S layers, unpacked: {name: (mean (S, *shape), stderr (S, *shape))}."""
+    fan_in = np.asarray(fan_in, dtype=np.float64)
+    stats = [get_statistic(n) for n in names]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full = {s.name: s.estimate(Moments(acc.total()), fan_in) for s in stats}
+        loo = [{s.name: s.estimate(Moments(state), fan_in) for s in stats} for state in acc.leave_one_out()]
+    B = len(loo)
+    result = {}
+    for s in stats:
+        value = full[s.name]
+        if B >= 2:
+            thetas = np.stack([d[s.name] for d in loo])
+            err = np.sqrt((B - 1) / B * ((thetas - thetas.mean(axis=0)) ** 2).sum(axis=0))
+        else:
+            err = np.full_like(value, np.nan)
+        result[s.name] = (s.unpack(value, k), s.unpack(err, k))
+    return result
+
+
+def layer_one_gram(cfg) -> np.ndarray:
+    """Ghat^(1) = C_b^(1) + C_W^(1)/n_0 x x^T, (k, k): deterministic."""
+    x = np.asarray(cfg.inputs)
+    return cfg.network.C_b[0] + cfg.network.C_W[0] / cfg.network.input_dim * (x @ x.T)
+
+
+def first_layer_statistics(cfg, names) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Layer 1: Ghat^(1) is fixed, so every statistic is exact (standard error 0)."""
+    gram = layer_one_gram(cfg)
+    out = {}
+    for n in names:
+        value = np.asarray(get_statistic(n).first_layer(gram, cfg), dtype=np.float64)
+        out[n] = (value, np.zeros_like(value))
+    return out
+
+
+def compute_estimates(cfg, acc: BinnedMoments) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """{l: {statistic: (mean, stderr)}} for every recorded layer of ``cfg``."""
+    names = computed(cfg.output.statistics)
+    out = {}
+    if 1 in cfg.layers:
+        out[1] = first_layer_statistics(cfg, names)
+    layers = cfg.stochastic_layers
+    if layers and acc.networks > 0:
+        stats = layer_statistics(acc, [cfg.network.fan_in(l) for l in layers], cfg.k, names)
+        for i, l in enumerate(layers):
+            out[l] = {name: (mean[i], err[i]) for name, (mean, err) in stats.items()}
+    return out

@@ -1,0 +1,264 @@
+"""The registry of statistics: what mcsim estimates per layer, from which moments, and how.
+
+A `Statistic` names the quantities and moment orders it needs, its shape, description and
+units (written to HDF5), its estimator (packed, from a `Moments` view of a moment state), how
+to unpack the estimate to its full tensor, its exact value at layer 1 (deterministic), the
+entries that are distinct by symmetry (for `mcsim info` and `mcsim compare`), a short label
+for those entries, and its prediction (a function of `mcsim.theory`'s per-layer prediction),
+if there is one. Everything downstream (config validation, the accumulator layout, the
+jackknife, `Result`, the HDF5 writer and reader, `mcsim info`, `mcsim compare`, the plots) is
+driven by this table.
+
+Estimators for a stochastic layer l with fan-in n = n_{l-1}, from N networks' Ghat
+(theory notes, section 3):
+
+    metric      G_ab                       = mean of Ghat_ab                        (unbiased)
+    vertex      V_(a1a2)(a3a4)             = n * unbiased sample covariance          (unbiased)
+                                             of Ghat_a1a2 and Ghat_a3a4
+    six_point   n^2 * k-statistic k_3      = n^2 N/((N-1)(N-2)) * third central sum  (unbiased)
+    kurtosis    excess kurtosis of z_{i;a} = 3 Var(Ghat_aa) / E[Ghat_aa]^2          (ratio: bias O(1/N))
+
+(z given Ghat is Gaussian, so E[z^4] = 3 E[Ghat_aa^2] and the excess kurtosis is exact in
+terms of the metric's moments.)
+
+Adding a statistic: one ``register_statistic(Statistic(...))`` with its estimator, and its
+tests (see docs/architecture.md).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .indexing import pairs as pairs_table, unpack_six_point, unpack_vertex
+
+__all__ = ["Statistic", "STATISTICS", "register_statistic", "get_statistic", "Moments",
+           "requestable", "computed", "required_quantities", "entry_label", "distinct_pairs", "describe"]
+
+
+class Moments:
+    """Read-only view of one `MomentState` by quantity name, for estimators.
+
+    All arrays have a leading layer axis S (the recorded stochastic layers)."""
+
+    def __init__(self, state):
+        self.state = state
+        self.layout = state.layout
+        self.count = state.count
+
+    def mean(self, q: str) -> np.ndarray:
+        """(S, len_q) sample mean of quantity q."""
+        return self.state.mean[:, self.layout.slice(q)]
+
+    def m2(self, q1: str, q2: str | None = None) -> np.ndarray:
+        """(S, len_q1, len_q2) central cross sums sum (x - mean)(y - mean)^T."""
+        s1 = self.layout.slice(q1)
+        s2 = self.layout.slice(q2 or q1)
+        return self.state.m2[:, s1, s2]
+
+    def m3(self, q: str) -> np.ndarray:
+        """(S, T_q) third central sums over the lexicographic triples of quantity q."""
+        idx = self.layout.triples_of(q)
+        if idx.size == self.state.m3.shape[-1]:
+            return self.state.m3            # all third moments belong to q: no copy, same bits
+        return self.state.m3[:, idx]
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One per-layer statistic.
+
+    needs: {quantity: moment order} (1 mean, 2 covariance, 3 third cumulant).
+    shape: ``shape(k) -> tuple``, the full array shape.
+    estimate: ``estimate(moments: Moments, fan_in (S,) float) -> (S, ...)`` packed estimate.
+    unpack: ``unpack(packed (..., P), k) -> (..., *shape)``.
+    first_layer: ``first_layer(gram1 (k, k), cfg) -> (*shape)``, the exact value at layer 1.
+    distinct: ``distinct(k) -> [index tuple, ...]``, one entry per symmetry class.
+    label: ``label(index tuple) -> str``, e.g. ``V[(11)(12)]`` (inputs numbered from 1).
+    prediction: ``prediction(layer_prediction) -> (prediction, leading, correction)`` full
+        arrays (correction: the coefficient X1 of X = leading + X1/n_{l-1}, or None when it is
+        not predicted), or None when mcsim predicts nothing for the statistic;
+        ``prediction_note`` says to which order.
+    always: computed and stored whether or not ``output.statistics`` lists it.
+    plot_scale: ``plot_scale(kernel (k, k), index) -> float``, what plots divide an entry by
+        (e.g. K_aa K_bb for the vertex), or None; ``plot_scale_label`` names it.
+    """
+    name: str
+    needs: dict
+    shape: Callable
+    description: str
+    units: str
+    estimate: Callable
+    unpack: Callable
+    first_layer: Callable
+    distinct: Callable
+    label: Callable
+    prediction: Callable | None = None
+    prediction_note: str = ""
+    always: bool = False
+    plot_scale: Callable | None = None
+    plot_scale_label: str = ""
+
+
+STATISTICS: dict[str, Statistic] = {}
+
+
+def register_statistic(stat: Statistic) -> Statistic:
+    if stat.name in STATISTICS and STATISTICS[stat.name] is not stat:
+        raise ValueError(f"statistic {stat.name!r} is registered already")
+    STATISTICS[stat.name] = stat
+    return stat
+
+
+def get_statistic(name: str) -> Statistic:
+    try:
+        return STATISTICS[name]
+    except KeyError:
+        raise KeyError(f"unknown statistic {name!r}; registered: {', '.join(STATISTICS)}") from None
+
+
+def requestable() -> tuple[str, ...]:
+    """Names accepted in ``output.statistics``, in canonical (registry) order."""
+    return tuple(STATISTICS)
+
+
+def computed(requested) -> tuple[str, ...]:
+    """The statistics a run computes: the requested ones plus those marked ``always``, in
+    registry order."""
+    return tuple(n for n, s in STATISTICS.items() if s.always or n in requested)
+
+
+def required_quantities(names) -> dict[str, int]:
+    """{quantity: highest moment order} needed by the statistics ``names``."""
+    out: dict[str, int] = {}
+    for n in names:
+        for q, order in get_statistic(n).needs.items():
+            out[q] = max(out.get(q, 0), int(order))
+    return out
+
+
+# -- entry labels and symmetry classes ---------------------------------------------------
+def distinct_pairs(k: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(k) for b in range(a, k)]
+
+
+def _pair_label(p) -> str:
+    return "(" + "".join(str(i + 1) for i in p) + ")"
+
+
+def entry_label(name: str, idx: tuple) -> str:
+    """Label of one entry of a statistic, inputs numbered from 1 (``G[12]``, ``V[(11)(12)]``)."""
+    return get_statistic(name).label(tuple(idx))
+
+
+# -- the four statistics of the stochastic metric -----------------------------------------
+def _cov(mom: Moments, q1: str, q2: str | None = None) -> np.ndarray:
+    N = mom.count
+    m2 = mom.m2(q1, q2)
+    return m2 / (N - 1) if N > 1 else np.full_like(m2, np.nan)
+
+
+def _metric(mom, fan_in):
+    return mom.mean("gram").copy()
+
+
+def _vertex(mom, fan_in):
+    return fan_in[:, None, None] * _cov(mom, "gram")
+
+
+def _diag_pairs(k: int) -> np.ndarray:
+    return np.array([p for p, (a, b) in enumerate(pairs_table(k)) if a == b])
+
+
+def _kurtosis(mom, fan_in):
+    mean = mom.mean("gram")
+    k = int(round((np.sqrt(8 * mean.shape[-1] + 1) - 1) / 2))
+    diag = _diag_pairs(k)
+    cov = _cov(mom, "gram")
+    return 3 * cov[:, diag, diag] / mean[:, diag] ** 2
+
+
+def _six_point(mom, fan_in):
+    N = mom.count
+    m3 = mom.m3("gram")
+    k3 = N * m3 / ((N - 1) * (N - 2)) if N > 2 else np.full_like(m3, np.nan)
+    return fan_in[:, None] ** 2 * k3
+
+
+def _unpack_matrix(packed, k):
+    from .indexing import unpack_matrix
+    return unpack_matrix(packed, k)
+
+
+def _identity(packed, k):
+    return packed
+
+
+def _zeros(shape):
+    return lambda gram1, cfg: np.zeros(shape(gram1.shape[0]))
+
+
+def _vertex_entries(k):
+    return [p + q for p, q in itertools.combinations_with_replacement(distinct_pairs(k), 2)]
+
+
+def _six_entries(k):
+    return [p + q + r for p, q, r in itertools.combinations_with_replacement(distinct_pairs(k), 3)]
+
+
+register_statistic(Statistic(
+    name="metric", needs={"gram": 2}, shape=lambda k: (k, k),
+    description="G_ab = E[Ghat_ab] = E[z_{i;a} z_{i;b}]",
+    units="preactivation variance (units of z^2)",
+    estimate=_metric, unpack=_unpack_matrix,
+    first_layer=lambda gram1, cfg: gram1.copy(),
+    distinct=distinct_pairs, label=lambda i: "G[%d%d]" % (i[0] + 1, i[1] + 1),
+    prediction=lambda p: (p.metric, p.kernel, p.correction),
+    prediction_note="prediction K + G1/n; O(1/n^2) remainder", always=True))
+
+register_statistic(Statistic(
+    name="vertex", needs={"gram": 2}, shape=lambda k: (k,) * 4,
+    description="V_(a1a2)(a3a4) = n_{l-1} Cov(Ghat_a1a2, Ghat_a3a4)",
+    units="z^4 times fan-in",
+    estimate=_vertex, unpack=unpack_vertex, first_layer=_zeros(lambda k: (k,) * 4),
+    distinct=_vertex_entries, label=lambda i: "V[%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:])),
+    prediction=lambda p: (p.vertex, p.vertex, None),
+    prediction_note="leading order; O(1/n) deviations expected",
+    plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
+    plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)"))
+
+register_statistic(Statistic(
+    name="six_point", needs={"gram": 3}, shape=lambda k: (k,) * 6,
+    description="n_{l-1}^2 kappa_3(Ghat_a1a2, Ghat_a3a4, Ghat_a5a6)",
+    units="z^6 times fan-in^2",
+    estimate=_six_point, unpack=unpack_six_point, first_layer=_zeros(lambda k: (k,) * 6),
+    distinct=_six_entries,
+    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:]))))
+
+register_statistic(Statistic(
+    name="kurtosis", needs={"gram": 2}, shape=lambda k: (k,),
+    description="excess kurtosis of z_{i;a}: 3 Var(Ghat_aa) / G_aa^2",
+    units="dimensionless",
+    estimate=_kurtosis, unpack=_identity, first_layer=_zeros(lambda k: (k,)),
+    distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "kurt[%d]" % (i[0] + 1),
+    prediction=lambda p: (p.kurtosis, p.kurtosis, None),
+    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True))
+
+
+def describe(dataset: str) -> tuple[str, str]:
+    """(description, units) of a per-layer dataset: a statistic, or a prediction's
+    ``<statistic>_leading`` / ``<statistic>_correction`` part."""
+    if dataset in STATISTICS:
+        s = STATISTICS[dataset]
+        return s.description, s.units
+    for suffix, text, unit_suffix in (
+            ("_leading", "leading-order (infinite-width) prediction of {}: {}", ""),
+            ("_correction", "1/n correction X1 of {}: {} = X_leading + X1 / n_{{l-1}} + O(1/n^2); {}",
+             " times fan-in")):
+        base = dataset[: -len(suffix)] if dataset.endswith(suffix) else None
+        if base in STATISTICS:
+            s = STATISTICS[base]
+            return text.format(base, base, s.description), s.units + unit_suffix
+    return "", ""

@@ -1,0 +1,164 @@
+"""HDF5 files: writing atomically (schema: docs/hdf5-schema.md). Reading is `storage.reader`.
+
+Files are written whole to a temporary file beside the target, fsync'ed, and renamed over
+it, so a crash or a full disk at any moment leaves either the previous file or the new one,
+never a half-written one. Dataset descriptions and units come from the statistics registry.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ResultFileError
+from ..stats.statistics import describe
+
+FORMAT = "mcsim"
+#: 1: the accumulator held Ghat only; 2: it records its layout of quantities (read both)
+FORMAT_VERSION = 2
+
+
+def _h5py():
+    import h5py
+    return h5py
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def software_versions() -> dict[str, str]:
+    import h5py
+    import numba
+    return {"mcsim_version": __version__, "python_version": platform.python_version(),
+            "numpy_version": np.__version__, "numba_version": numba.__version__,
+            "h5py_version": h5py.__version__}
+
+
+def _flat_attrs(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            if name.endswith("activation"):
+                out[name] = json.dumps(value)
+            else:
+                out.update(_flat_attrs(value, name + "."))
+        elif isinstance(value, list) and value and isinstance(value[0], list):
+            continue                          # matrices (inputs) are datasets, not attributes
+        elif isinstance(value, list) and value and isinstance(value[0], str):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = np.asarray(value) if isinstance(value, list) else value
+    return out
+
+
+def atomic_write(path, fill) -> None:
+    """Create `path` by calling fill(h5py.File) on a temporary file, then rename it over path."""
+    h5py = _h5py()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            fill(f)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        try:
+            dirfd = os.open(path.parent or ".", os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        except OSError:
+            pass
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        reason = exc.strerror or str(exc)
+        raise ResultFileError(f"cannot write {path}: {reason} (any previous version of the file is unchanged)") from exc
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete temporary files left beside `path` by a writer that was killed (kill -9, node
+    failure) mid-write; a temporary of a process that is still alive is left alone."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue                     # its writer still runs
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def write_layers(group, estimates: dict, cfg, with_stderr: bool = True) -> None:
+    """/layers/<l>/<stat>[_stderr] from {l: {name: (mean, stderr)}} (stderr may be None)."""
+    layers = group.require_group("layers")
+    net = cfg.network
+    for l, stats in sorted(estimates.items()):
+        g = layers.create_group(str(l))
+        g.attrs.update(width=net.widths[l - 1], fan_in=net.fan_in(l), C_W=net.C_W[l - 1],
+                       C_b=net.C_b[l - 1], stochastic=l > 1)
+        for name, value in stats.items():
+            mean, err = value if isinstance(value, tuple) else (value, None)
+            desc, units = describe(name)
+            d = g.create_dataset(name, data=mean)
+            d.attrs.update(description=desc, units=units)
+            if with_stderr and err is not None:
+                d = g.create_dataset(name + "_stderr", data=err)
+                d.attrs.update(description=f"standard error (delete-one-bin jackknife) of {name}",
+                               units=units)
+
+
+def write_header(f, cfg, kind: str, attrs: dict) -> None:
+    """Root attributes, /config and /inputs shared by every kind of file."""
+    f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, kind=kind,
+                   config_toml=cfg.to_toml(), config_json=cfg.to_json(), seed=cfg.ensemble.seed,
+                   sampler=cfg.ensemble.sampler, weights=cfg.ensemble.weights, k=cfg.k,
+                   input_dim=cfg.network.input_dim, depth=cfg.network.depth, **software_versions())
+    f.attrs.setdefault("created", now_iso())
+    f.attrs["modified"] = now_iso()
+    for key, value in attrs.items():
+        f.attrs[key] = value
+    cg = f.create_group("config")
+    cg.attrs.update(_flat_attrs(cfg.to_dict()))
+    f.create_dataset("inputs", data=np.asarray(cfg.inputs))
+
+
+def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
+    """A measurement: header, per-layer estimates and the raw accumulator state."""
+    layout = acc.layout
+
+    def fill(f):
+        write_header(f, cfg, "measurement", attrs)
+        write_layers(f, estimates, cfg)
+        a = f.create_group("accumulator")
+        a.attrs.update(blocks=acc.blocks, first_block=acc.first_block, block_size=acc.block_size, bins=acc.bins,
+                       layers=np.asarray(cfg.stochastic_layers, dtype=np.int64), order=acc.order,
+                       description="per jackknife bin: count, the mean of the per-network vector x "
+                                   "(bin, layer, entry), its central sums m2 (bin, layer, entry, entry) "
+                                   "and m3 (bin, layer, triple) over the triples of the order-3 entries; "
+                                   "x concatenates the quantities named in `quantities` at `offsets` "
+                                   "(lengths `lengths`, moment orders `orders`); block b is in bin b % bins",
+                       **layout.to_attrs())
+        for name, arr in acc.arrays().items():
+            a.create_dataset(name, data=arr)
+    atomic_write(path, fill)
