@@ -1,17 +1,17 @@
 """The command line: `mcsim run | info | merge | theory | compare | sweep | collect`.
 
-    main      the parser, the dispatch and the exit statuses (table in `status`)
+    app       the parser, the dispatch and the exit statuses (table in `status`)
     run       run, info, merge
     theory    theory, compare
     sweep     sweep, collect
 
 This package imports nothing at start-up, so that `mcsim run` can take over the stop signals
-before any slow import (see `main.main`).
+before any slow import (see `app.main`).
 """
 
 
 def main(argv=None) -> int:
-    from .main import main as _main
+    from .app import main as _main
     return _main(argv)
 
 

@@ -1,4 +1,4 @@
-"""Exit statuses: the one table that maps mcsim's exceptions to them (see `mcsim.cli.main`)."""
+"""Exit statuses: the one table that maps mcsim's exceptions to them (see `mcsim.cli.app`)."""
 from __future__ import annotations
 
 import sys

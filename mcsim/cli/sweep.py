@@ -2,7 +2,7 @@
 
 Registered by mcsim.cli through `add_commands(subparsers)`; each command's `func(args)`
 returns the exit status (0 ok, 1 failure, 2 bad input or usage) or raises an mcsim error
-(`SweepError`: 2; `ResultFileError`: 1), which `mcsim.cli.main` reports."""
+(`SweepError`: 2; `ResultFileError`: 1), which `mcsim.cli.app` reports."""
 from __future__ import annotations
 
 import shlex
