@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,44 @@ MPIEXEC = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
 pytestmark = [pytest.mark.mpi,
               pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich mpi4py)")]
 ENV = dict(os.environ, NUMBA_NUM_THREADS="1")
+TMP = Path("/tmp")                # where Hydra writes its topology files, whatever TMPDIR says
+
+
+def _open_files() -> set[str]:
+    """Every path some process on this machine holds open (from /proc/*/fd)."""
+    held = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    held.add(os.readlink(fd))
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return held
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_hydra_topology_files():
+    """MPICH's mpiexec (Hydra) exports the node's hwloc topology to
+    /tmp/hydra_hwloc_xmlfile_XXXXXX (a fixed path, TMPDIR is ignored) and leaves it behind when
+    a job ends in MPI_Abort, as the failure tests here do. Remove the ones these tests left:
+    new since the module started, and held open by no process."""
+    before = set(TMP.glob("hydra_hwloc_xmlfile_*"))
+    yield
+    left = set(TMP.glob("hydra_hwloc_xmlfile_*")) - before
+    deadline = time.monotonic() + 10       # an aborted job's processes may take a moment to go
+    while left and time.monotonic() < deadline:
+        held = _open_files()
+        for path in [p for p in left if str(p) not in held]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            left.discard(path)
+        if left:
+            time.sleep(0.5)
 
 
 def mpirun(n, *args, timeout=180):

@@ -254,11 +254,11 @@ def describe(dataset: str) -> tuple[str, str]:
         s = STATISTICS[dataset]
         return s.description, s.units
     for suffix, text, unit_suffix in (
-            ("_leading", "leading-order (infinite-width) prediction of {}: {}", ""),
-            ("_correction", "1/n correction X1 of {}: {} = X_leading + X1 / n_{{l-1}} + O(1/n^2); {}",
-             " times fan-in")):
+            ("_leading", "leading-order (infinite-width) prediction of {base}: {desc}", ""),
+            ("_correction", "1/n correction X1 of {base}: {base} = {base}_leading + X1 / n_{{l-1}} "
+                            "+ O(1/n^2); {desc}", " times fan-in")):
         base = dataset[: -len(suffix)] if dataset.endswith(suffix) else None
         if base in STATISTICS:
             s = STATISTICS[base]
-            return text.format(base, base, s.description), s.units + unit_suffix
+            return text.format(base=base, desc=s.description), s.units + unit_suffix
     return "", ""
