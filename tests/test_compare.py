@@ -147,7 +147,10 @@ def test_cli_compare_and_theory(tmp_path, capsys):
     assert main(["compare", *map(str, files), "--plot", str(tmp_path / "p2")]) == 0
     out = capsys.readouterr().out
     assert "width sweep over 3 runs" in out and "X1 pred" in out
-    assert (tmp_path / "p2" / "width_sweep_0.png").exists()
+    assert (tmp_path / "p2" / "width-sweep-layer4.png").exists()
+    assert (tmp_path / "p2" / "kurtosis-depth.png").exists()
+    assert sorted(p.name for p in (tmp_path / "p2").glob("layers-*.png")) == \
+        ["layers-w16.png", "layers-w32.png", "layers-w8.png"]
     assert main(["compare", str(tmp_path / "missing.h5")]) == 1
     # theory: print and store like a measurement
     cfg_path = tmp_path / "c.toml"
