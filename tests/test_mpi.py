@@ -112,3 +112,29 @@ def test_launcher_without_mpi4py_is_refused(small_config, tmp_path):
     assert proc.returncode == 2
     assert "mpi4py is not installed" in proc.stderr
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_target_stop_under_mpi_matches_a_fixed_single_process_run(tmp_path):
+    # the root decides to stop and broadcasts the new end: every rank leaves the loop together
+    cfg = tmp_path / "target.toml"
+    cfg.write_text(
+        '[network]\ninput_dim = 2\nwidths = [6, 5, 4]\nactivation = "relu"\nC_W = 2.0\n'
+        '[inputs]\nvalues = [[1.0, 0.0], [0.6, 0.8]]\n'
+        '[ensemble]\nnetworks = 4_000_000\nseed = 5\nblock_size = 128\njackknife_bins = 8\n'
+        'target = { statistic = "vertex", layer = 3, relative_stderr = 0.04 }\n'
+        '[output]\nstatistics = ["metric", "vertex"]\ncheckpoint_interval = 0.05\n')
+    out = tmp_path / "mpi.h5"
+    proc = mpirun(2, "run", cfg, "-o", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    import h5py
+    with h5py.File(out, "r") as f:
+        networks = int(f.attrs["networks"])
+        assert f.attrs["complete"] and f.attrs["target_reached"] and f.attrs["ranks"] == 2
+    assert networks < 4_000_000
+    single = tmp_path / "one.h5"
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text(cfg.read_text().replace(
+        'target = { statistic = "vertex", layer = 3, relative_stderr = 0.04 }\n', ""))
+    proc = run_cli("run", fixed, "-o", single, "--quiet", "--networks", networks)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_statistics(single, out)

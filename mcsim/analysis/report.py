@@ -54,10 +54,6 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
     if "runtime_seconds" in attrs and not prediction:
         lines.append(f"runtime     {float(attrs['runtime_seconds']):.1f} s, "
                      f"{float(attrs.get('networks_per_second', 0)):,.0f} networks/s")
-    if prediction:
-        from ..theory.store import describe_prediction as describe_dataset
-    else:
-        describe_dataset = describe
     for l in result.layers:
         if layers and l not in layers:
             continue
@@ -68,7 +64,7 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
         names = [n for n in STATISTICS if n in le.stats] + sorted(n for n in le.stats if n not in STATISTICS)
         for name in names:                              # registry order, then the others
             est = le.stats[name]
-            desc = describe_dataset(name)[0]
+            desc = describe(name, prediction=prediction)[0]
             lines.append(f"  {name}: {desc}" if desc else f"  {name}")
             entries = entry_indices(name, est.mean.shape)
             shown = entries if show_all else entries[:limit]

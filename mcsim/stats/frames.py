@@ -113,9 +113,7 @@ def result_to_xarray(result):
                 est = result.layer(l)[name]
                 mean[i], err[i] = est.mean, est.stderr
         dims = ("layer",) + INPUT_DIMS[:len(shape)]
-        desc, units = describe(name)
-        if not desc and name == "ntk":
-            desc, units = "mean NTK Theta_ab at infinite width (learning rates 1)", "z^2"
+        desc, units = describe(name, prediction=not with_err)
         data_vars[name] = (dims, mean, {"description": desc, "units": units})
         if with_err:
             data_vars[name + "_stderr"] = (dims, err, {

@@ -253,11 +253,17 @@ register_statistic(Statistic(
     prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
 
 
-def describe(dataset: str) -> tuple[str, str]:
+def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
     """(description, units) of a per-layer dataset: a statistic, or a prediction's
-    ``<statistic>_leading`` / ``<statistic>_correction`` part."""
+    ``<statistic>_leading`` / ``<statistic>_correction`` part. ``prediction``: the dataset
+    of a prediction file, whose statistics say that they are predictions and to which order."""
+    if prediction and dataset == "ntk":
+        return ("mean NTK Theta_ab at infinite width (learning rates lambda_b = lambda_W = 1), "
+                "leading order", "z^2")
     if dataset in STATISTICS:
         s = STATISTICS[dataset]
+        if prediction and s.prediction is not None:
+            return f"1/n-expansion prediction of {s.description}; {s.prediction_note}", s.units
         return s.description, s.units
     for suffix, text, unit_suffix in (
             ("_leading", "leading-order (infinite-width) prediction of {base}: {desc}", ""),

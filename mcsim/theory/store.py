@@ -34,14 +34,8 @@ def _layer_stats(p) -> dict:
 def describe_prediction(name: str) -> tuple[str, str]:
     """(description, units) of a prediction's dataset: the registry's description of the
     statistic, said to be a prediction and to which order (``prediction_note``)."""
-    from ..stats.statistics import STATISTICS, describe
-    if name == "ntk":
-        return ("mean NTK Theta_ab at infinite width (learning rates lambda_b = lambda_W = 1), "
-                "leading order", "z^2")
-    if name in STATISTICS:
-        s = STATISTICS[name]
-        return f"1/n-expansion prediction of {s.description}; {s.prediction_note}", s.units
-    return describe(name)
+    from ..stats.statistics import describe
+    return describe(name, prediction=True)
 
 
 def write_prediction(path, prediction: Prediction, cfg) -> None:
