@@ -89,7 +89,7 @@ def cmd_sweep(args) -> int:
     write_sweep(sweep, sweep_dir, tasks, args.template)
     print(f"wrote {len(tasks)} task configs, {sweep_dir / 'manifest.json'} and {sweep_dir / 'job.sbatch'}")
     if not todo:
-        print("all tasks complete; nothing to submit")
+        print("all tasks complete; nothing to " + ("run" if args.local else "submit"))
         return EXIT_OK
     if args.local:
         return _run_local(args, sweep_dir, todo, len(tasks))
