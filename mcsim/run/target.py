@@ -14,10 +14,14 @@ bias of the estimate at the stop as about -Cov(N, xbar_N) / E[N]:
 
 * the estimated error fluctuates with the data; its fluctuations are correlated with those
   of the estimate only through the skewness gamma of the per-network values, which gives a
-  bias of about gamma / sqrt(N) standard errors, whatever the number of bins;
+  bias of at most about gamma / sqrt(N) standard errors, whatever the number of bins;
 * with ``relative_stderr`` the stop also depends on |estimate| itself (an estimate that
-  fluctuated up looks relatively more precise); this gives a bias of about 2 r standard
-  errors for a target r (0.02 standard errors for a 1% target).
+  fluctuated up looks relatively more precise); this gives a bias of at most about 2 r
+  standard errors for a target r (0.02 standard errors for a 1% target).
+
+(Simulated with this rule and 64 bins: lognormal values of skewness 11 run to a 2% target
+stopped near N = 8,000 with a bias of -0.05 +- 0.03 standard errors and 66% coverage of one
+standard error; exponential values to 1%, near N = 10,000: -0.015 +- 0.026.)
 
 Both are small against the standard error when N is large (N >= 1e5 networks and |gamma| up
 to 10 give < 0.03 standard errors) and shrink as the target tightens, so the stopped estimate
