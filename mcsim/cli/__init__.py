@@ -12,7 +12,13 @@ before any slow import (see `main.main`).
 
 def main(argv=None) -> int:
     from .main import main as _main
+    # importing the submodule `main` rebinds this package's name `main` to it: put the
+    # function back, so that `from mcsim.cli import main` keeps giving the entry point
+    globals()["main"] = _entry_point
     return _main(argv)
+
+
+_entry_point = main
 
 
 __all__ = ["main"]
