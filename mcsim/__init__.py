@@ -2,6 +2,7 @@
 
     cfg = mcsim.load_config("relu.toml")
     res = mcsim.simulate(cfg)                 # or mcsim.open_result("relu.h5")
+    res.to_xarray(), res.to_pandas()          # Dataset (layer, input_a, ...) / tidy table
     res.layer(3).vertex.mean, res.layer(3).vertex.stderr     # (k, k, k, k)
     res.layer(3)["vertex"]                                  # the same, by name
 
@@ -24,7 +25,7 @@ _API = {
     "load_config": "config", "Config": "config", "ConfigError": "errors",
     "config_from_dict": "config",
     "simulate": "run.driver", "Interrupted": "errors", "ResumeError": "errors",
-    "open_result": "storage.reader", "ResultFileError": "errors",
+    "open_result": "storage.reader", "open_sweep": "storage.reader", "ResultFileError": "errors",
     "Estimate": "stats.results", "LayerEstimates": "stats.results", "Result": "stats.results",
 }
 

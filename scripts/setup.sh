@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install mcsim and everything its tests need into ./.venv (idempotent).
-#   bash scripts/setup.sh            # Python packages (numba, h5py, mpi4py + MPICH wheel, ...)
-#                                    # and, as root with apt, Debian's SLURM + munge for the
-#                                    # SLURM tests (skip with --no-slurm)
+#   bash scripts/setup.sh            # Python packages (numba, h5py, mpi4py + MPICH wheel,
+#                                    # xarray, pandas, ...), compiles the kernels into Numba's
+#                                    # cache (mcsim compile) and, as root with apt, installs
+#                                    # Debian's SLURM + munge for the SLURM tests (skip with
+#                                    # --no-slurm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -20,7 +22,7 @@ fi
 # reinstall only when the project metadata changed since the last install
 stamp=.venv/.mcsim-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[mpi,test]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[mpi,analysis,test]"
   touch "$stamp"
 fi
 
@@ -37,4 +39,7 @@ if [ "$with_slurm" = 1 ]; then
     echo "setup.sh: not root or no apt-get: SLURM tests will be skipped" >&2
   fi
 fi
+# Compile the kernels into Numba's cache now (a minute or so once per machine and mcsim
+# version; a second when the cache is warm), so that the first `mcsim run` starts at once.
+.venv/bin/mcsim compile --quiet || echo "setup.sh: warning: mcsim compile failed; the first run will compile" >&2
 echo "setup.sh: ready: .venv/bin/mcsim"

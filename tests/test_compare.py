@@ -147,7 +147,10 @@ def test_cli_compare_and_theory(tmp_path, capsys):
     assert main(["compare", *map(str, files), "--plot", str(tmp_path / "p2")]) == 0
     out = capsys.readouterr().out
     assert "width sweep over 3 runs" in out and "X1 pred" in out
-    assert (tmp_path / "p2" / "width_sweep_0.png").exists()
+    assert (tmp_path / "p2" / "width-sweep-layer4.png").exists()
+    assert (tmp_path / "p2" / "kurtosis-depth.png").exists()
+    assert sorted(p.name for p in (tmp_path / "p2").glob("layers-*.png")) == \
+        ["layers-w16.png", "layers-w32.png", "layers-w8.png"]
     assert main(["compare", str(tmp_path / "missing.h5")]) == 1
     # theory: print and store like a measurement
     cfg_path = tmp_path / "c.toml"
@@ -203,3 +206,51 @@ def test_sampler_against_theory():
         assert np.all(np.abs(rich - V) <= tol), (l, rich, V)
         if l == 4:
             assert np.any(np.abs(v8 - V) > tol)
+
+
+# ------------------------------------------------------------------------------------------
+# figures
+def test_layer_entries_show_off_diagonal_entries_for_several_inputs():
+    from mcsim.stats.statistics import get_statistic
+    metric, vertex = get_statistic("metric"), get_statistic("vertex")
+    labels = [metric.label(e) for e in P.layer_entries(metric, 3, max_entries=4)]
+    assert labels == ["G[11]", "G[12]", "G[22]", "G[13]"]
+    labels = [vertex.label(e) for e in P.layer_entries(vertex, 2, max_entries=4)]
+    assert sum(len(set(lab)) > 0 and "(11)(11)" not in lab and "(22)(22)" not in lab for lab in labels) >= 2
+    chosen = P.layer_entries(vertex, 2, entries=["V[(12)(12)]", (0, 0, 1, 1)])
+    assert [vertex.label(e) for e in chosen] == ["V[(12)(12)]", "V[(11)(22)]"]
+
+
+def test_hidden_error_bars_are_detected():
+    plt = P._plt()
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.errorbar([1, 2, 3], [0.0, 1.0, 2.0], [1e-4] * 3, fmt="o", ms=P.MARKER_SIZE)
+    assert P._hidden_error_bars(ax, [1e-4] * 3)
+    ax.set_ylim(-1, 3)
+    assert not P._hidden_error_bars(ax, [0.5] * 3)
+    plt.close(fig)
+
+
+def test_readable_figure_names():
+    m = C.Measurement("runs/tanh2-16.h5", {"name": "tanh"}, np.zeros((1, 1)), (16, 16), (1.0,) * 2,
+                      (0.0,) * 2, 10, {}, {})
+    assert P.run_name(m) == "tanh2-16"
+    m.params = {"network.width": 16, "ensemble.seed": 2}
+    assert P.run_name(m) == "width16-seed2"
+    taken = set()
+    assert P.figure_stem("layers", "", "tanh2-16", taken=taken) == "layers-tanh2-16"
+    assert P.figure_stem("layers", "", "tanh2-16", taken=taken) == "layers-tanh2-16-2"
+
+
+def test_kurtosis_against_depth_figure(tmp_path):
+    rng = np.random.default_rng(11)
+    ms = []
+    for n in (8, 16, 32):
+        cfg = _cfg(n)
+        _write_measurement(tmp_path / f"w{n}.h5", cfg, _fake_estimates(cfg, rng))
+        ms += C.read_measurements(tmp_path / f"w{n}.h5")
+    paths = P.plot_kurtosis_depth(ms, tmp_path / "figs")
+    assert [p.rsplit("/", 1)[-1] for p in paths] == ["kurtosis-depth.png", "kurtosis-depth.pdf"]
+    assert all((tmp_path / "figs" / f"kurtosis-depth.{e}").stat().st_size > 0 for e in ("png", "pdf"))
+    paths = P.plot_layers(ms[0], tmp_path / "figs", stem="layers-w8", entries=["G[12]", "V[(12)(12)]"])
+    assert (tmp_path / "figs" / "layers-w8.png").stat().st_size > 0

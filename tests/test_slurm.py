@@ -106,9 +106,15 @@ def slurm(tmp_path_factory):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    state = tmp_path_factory.mktemp("slurm-state")
+    # MCSIM_SLURM_DIR / MCSIM_SLURM_PORT (documented in scripts/slurm-local.sh) choose the
+    # cluster's state folder and port; by default a fresh folder and two free ports. A cluster
+    # that is already running in that folder is used and left running.
+    given_dir = os.environ.get("MCSIM_SLURM_DIR")
+    state = Path(given_dir).resolve() if given_dir else tmp_path_factory.mktemp("slurm-state")
+    state.mkdir(parents=True, exist_ok=True)
+    port = os.environ.get("MCSIM_SLURM_PORT") or str(_free_port_pair())
     env = dict(os.environ)
-    env.update(MCSIM_SLURM_DIR=str(state), MCSIM_SLURM_PORT=str(_free_port_pair()),
+    env.update(MCSIM_SLURM_DIR=str(state), MCSIM_SLURM_PORT=port,
                SLURM_CONF=str(state / "slurm.conf"), NUMBA_NUM_THREADS="1",
                PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
     # Jobs inherit this environment (sbatch exports it): mcsim from this virtualenv.
@@ -120,6 +126,8 @@ def slurm(tmp_path_factory):
                               timeout=600)
         if proc.returncode != 0 and not all(shutil.which(p) for p in PROGRAMS):
             pytest.skip(f"apt-get could not install SLURM (no package repository?): {proc.stderr[-500:]}")
+    was_running = given_dir is not None and subprocess.run(
+        [str(SCRIPT), "status", str(state)], env=env, capture_output=True, timeout=60).returncode == 0
     proc = subprocess.run([str(SCRIPT), "start", str(state)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, f"slurm-local.sh start failed:\n{proc.stderr}{proc.stdout}"
@@ -132,7 +140,8 @@ def slurm(tmp_path_factory):
     try:
         yield cluster
     finally:
-        subprocess.run([str(SCRIPT), "stop", str(state)], env=env, capture_output=True, timeout=120)
+        if not was_running:
+            subprocess.run([str(SCRIPT), "stop", str(state)], env=env, capture_output=True, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------

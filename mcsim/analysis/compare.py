@@ -166,6 +166,11 @@ class ComparisonTable:
             r = r[r["layer"] == layer]
         return r
 
+    def to_pandas(self):
+        """The rows as a ``pandas.DataFrame`` (one row per layer, statistic and entry)."""
+        from ..stats.frames import records_to_pandas
+        return records_to_pandas(self.rows, label=self.label, networks=self.networks)
+
     def text(self) -> str:
         lines = [f"{self.label}: {self.networks:,} networks",
                  f"{'layer':>5} {'n_l-1':>6}  {'entry':<15} {'measured':>13} {'+-':>9} "
@@ -290,6 +295,11 @@ class WidthSweep:
     rows: np.ndarray
     points: dict
     fits: dict
+
+    def to_pandas(self):
+        """The fit rows as a ``pandas.DataFrame`` (one row per layer, statistic and entry)."""
+        from ..stats.frames import records_to_pandas
+        return records_to_pandas(self.rows, runs=[m.label for m in self.measurements])
 
     def text(self) -> str:
         ns = sorted({int(n) for v in self.points.values() for n in v[0]})

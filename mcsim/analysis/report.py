@@ -22,22 +22,36 @@ def distinct_entries(name: str, k: int):
 
 
 def format_result(result: Result, layers=None, show_all: bool = False, limit: int = 12) -> str:
+    from ..stats.frames import entry_indices, entry_label_of
+    from ..stats.statistics import describe
     cfg, attrs = result.config, result.attrs
     net = cfg.network
+    prediction = attrs.get("kind") == "prediction"
     act = ", ".join(f"{k}={v}" for k, v in net.activation.items() if k != "name")
-    lines = [
-        f"file        {result.path}",
-        f"networks    {result.networks:,} of {int(attrs.get('networks_requested', result.networks)):,}"
-        + ("" if attrs.get("complete", True) else "  (PARTIAL: run again to resume)"),
+    lines = [f"file        {result.path}"]
+    if prediction:
+        lines.append(f"kind        prediction ({attrs.get('theory', '1/n expansion')}); "
+                     "no sampling, no standard errors")
+    else:
+        lines.append(f"networks    {result.networks:,} of {int(attrs.get('networks_requested', result.networks)):,}"
+                     + ("" if attrs.get("complete", True) else "  (PARTIAL: run again to resume)")
+                     + ("  (stopped at its target error)" if attrs.get("target_reached") and
+                        result.networks < int(attrs.get("networks_requested", 0)) else ""))
+    lines += [
         f"network     n_0={net.input_dim}, widths={list(net.widths)}, activation={net.activation['name']}"
         + (f"({act})" if act else ""),
-        f"            C_W={_compact(net.C_W)}, C_b={_compact(net.C_b)}",
-        f"ensemble    sampler={cfg.ensemble.sampler}, weights={cfg.ensemble.weights}, "
-        f"seed={cfg.ensemble.seed}, block_size={cfg.ensemble.block_size}, "
-        f"jackknife bins={cfg.ensemble.jackknife_bins}",
-        f"inputs      k={cfg.k}",
-    ]
-    if "runtime_seconds" in attrs:
+        f"            C_W={_compact(net.C_W)}, C_b={_compact(net.C_b)}"]
+    if not prediction:
+        lines.append(f"ensemble    sampler={cfg.ensemble.sampler}, weights={cfg.ensemble.weights}, "
+                     f"seed={cfg.ensemble.seed}, block_size={cfg.ensemble.block_size}, "
+                     f"jackknife bins={cfg.ensemble.jackknife_bins}")
+        if cfg.ensemble.target is not None:
+            t = cfg.ensemble.target
+            achieved = attrs.get("target_achieved")
+            lines.append(f"target      {t.describe()}" + (f"; achieved {float(achieved):.3g}"
+                                                          if achieved is not None else ""))
+    lines.append(f"inputs      k={cfg.k}")
+    if "runtime_seconds" in attrs and not prediction:
         lines.append(f"runtime     {float(attrs['runtime_seconds']):.1f} s, "
                      f"{float(attrs.get('networks_per_second', 0)):,.0f} networks/s")
     for l in result.layers:
@@ -47,15 +61,15 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
         lines.append("")
         note = "" if le.stochastic else "  (deterministic: exact)"
         lines.append(f"layer {l}  (n_l={le.width}, fan-in n_{{l-1}}={le.fan_in}){note}")
-        for name, stat in STATISTICS.items():          # registry order
-            est = le.stats.get(name)
-            if est is None:
-                continue
-            lines.append(f"  {name}: {stat.description}")
-            entries = stat.distinct(cfg.k)
+        names = [n for n in STATISTICS if n in le.stats] + sorted(n for n in le.stats if n not in STATISTICS)
+        for name in names:                              # registry order, then the others
+            est = le.stats[name]
+            desc = describe(name, prediction=prediction)[0]
+            lines.append(f"  {name}: {desc}" if desc else f"  {name}")
+            entries = entry_indices(name, est.mean.shape)
             shown = entries if show_all else entries[:limit]
             for idx in shown:
-                lines.append(f"    {stat.label(idx)}".ljust(26) + _fmt(est.mean[idx], est.stderr[idx]))
+                lines.append(f"    {entry_label_of(name, idx)}".ljust(26) + _fmt(est.mean[idx], est.stderr[idx]))
             if len(shown) < len(entries):
                 lines.append(f"    ... {len(entries) - len(shown)} more {name} entries (--all)")
     return "\n".join(lines)

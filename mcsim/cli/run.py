@@ -72,6 +72,28 @@ def add_commands(sub) -> None:
     m.add_argument("--force", action="store_true", help="overwrite an existing output file")
     m.set_defaults(func=cmd_merge)
 
+    c = sub.add_parser("compile", help="compile the kernels into Numba's cache (once per machine)",
+                       description="Compile mcsim's Numba kernels for every sampler and store them "
+                       "in Numba's on-disk cache (beside the kernel sources, or NUMBA_CACHE_DIR), so "
+                       "that the first `mcsim run` starts at once instead of compiling for tens of "
+                       "seconds. scripts/setup.sh runs it. Fast when the cache is already warm.")
+    c.add_argument("--quiet", "-q", action="store_true", help="print nothing")
+    c.set_defaults(func=cmd_compile)
+
+    pl = sub.add_parser("plan", help="networks and time needed for a target error (short pilot)",
+                        description="Run a short pilot of CONFIG in this process (a few seconds, "
+                        "the run's own first blocks), then print how many networks and how much "
+                        "sampling time the target error needs, and what the config's networks "
+                        "would give. Writes nothing.")
+    pl.add_argument("config", help="run configuration (TOML)")
+    pl.add_argument("--target", metavar="SPEC",
+                    help="statistic=vertex,layer=10,relative_stderr=0.01 (or stderr=..., entry=...), "
+                    "or a TOML inline table; default: [ensemble] target of the config")
+    pl.add_argument("--pilot-seconds", type=float, default=3.0, help="sampling time of the pilot (default 3)")
+    pl.add_argument("--threads", type=positive_int, help="Numba threads (default: all cores)")
+    pl.add_argument("--networks", type=positive_int, help="the cap (overrides ensemble.networks)")
+    pl.set_defaults(func=cmd_plan)
+
 
 def _setup_logging(quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.INFO
@@ -121,6 +143,32 @@ def cmd_info(args) -> int:
     from ..analysis.report import format_result
     from ..storage.reader import open_result
     print(format_result(open_result(args.file), layers=args.layer, show_all=args.all))
+    return EXIT_OK
+
+
+def cmd_compile(args) -> int:
+    import time
+    _setup_logging(True)            # its own lines below, not the warm-up's
+    from ..run.warmup import compile_all
+    t0 = time.monotonic()
+    if not args.quiet:
+        print("mcsim compile: compiling the kernels (a minute or so the first time) ...", flush=True)
+    done = compile_all(announce=False)
+    if not args.quiet:
+        for sampler, stats, seconds in done:
+            print(f"  {sampler:<8} {stats:<24} {seconds:6.1f} s")
+        print(f"mcsim compile: kernels ready in Numba's cache ({time.monotonic() - t0:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from ..config import load_config
+    from ..config.target import parse_target_text
+    from ..run.plan import plan
+    _setup_logging(False)
+    cfg = load_config(args.config).replace(networks=args.networks)
+    target = parse_target_text(args.target) if args.target else None
+    print(plan(cfg, target, pilot_seconds=args.pilot_seconds, threads=args.threads).text())
     return EXIT_OK
 
 

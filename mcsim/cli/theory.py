@@ -122,6 +122,11 @@ def _groups(measurements):
     return list(groups.values())
 
 
+def _group_tag(m, i: int) -> str:
+    """A file-name tag for one network of several: activation, depth and its index."""
+    return f"{m.activation['name']}-L{len(m.widths)}-{i + 1}"
+
+
 def cmd_compare(args) -> int:
     from ..analysis import compare as C
     from ..analysis import plots as P
@@ -142,9 +147,13 @@ def cmd_compare(args) -> int:
                 for p in P.plot_layers(ms[0], args.plot):
                     print(f"wrote {p}")
             return EXIT_OK
-        for i, group in enumerate(_groups(ms)):
+        groups = _groups(ms)
+        taken: set = set()
+        for i, group in enumerate(groups):
             widths = sorted({m.widths[0] for m in group})
-            for j, m in enumerate(group):
+            # one group: plain names; several: each name says which network it is
+            tag = "" if len(groups) == 1 else _group_tag(group[0], i)
+            for m in group:
                 table = C.compare(m, statistics=stats, layers=args.layer)
                 if args.tables:
                     print(table.text())
@@ -153,8 +162,7 @@ def cmd_compare(args) -> int:
                         line.split(" (")[0] for line in table.text().splitlines()
                         if line.split(":")[0] in stats))
                 if args.plot:
-                    # j keeps runs of equal width (e.g. several seeds) from overwriting each other
-                    stem = f"layers_{i}_{j}_n{m.widths[0]}"
+                    stem = P.figure_stem("layers", tag, P.run_name(m), taken=taken)
                     for p in P.plot_layers(m, args.plot, stem=stem):
                         print(f"wrote {p}")
             if len(widths) < 2:
@@ -163,7 +171,14 @@ def cmd_compare(args) -> int:
                                   layers=args.layer, order=args.order)
             print(sweep.text())
             if args.plot and len(sweep.rows):
-                for p in P.plot_width_sweep(sweep, args.plot, stem=f"width_sweep_{i}"):
+                layer = max(int(r) for r in sweep.rows["layer"])
+                stem = P.figure_stem("width-sweep", tag, f"layer{layer}", taken=taken)
+                for p in P.plot_width_sweep(sweep, args.plot, stem=stem, layer=layer):
+                    print(f"wrote {p}")
+            if args.plot and "kurtosis" in stats and all(
+                    any("kurtosis" in m.layers[l] for l in m.layers) for m in group):
+                stem = P.figure_stem("kurtosis-depth", tag, taken=taken)
+                for p in P.plot_kurtosis_depth(group, args.plot, stem=stem):
                     print(f"wrote {p}")
     except ValueError as exc:
         return _err("compare", exc, EXIT_USAGE)

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..samplers import SAMPLERS, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
 from .inputs import resolve_inputs
+from .target import Target, parse_target
 from .tomlw import dumps as toml_dumps
 
 WEIGHTS = ("gaussian", "uniform", "rademacher")
@@ -34,7 +35,8 @@ DEFAULT_CHECKPOINT_INTERVAL = 10.0
 _ALLOWED = {
     "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b"},
     "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
-    "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block"},
+    "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block",
+                 "target"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
 }
 
@@ -65,6 +67,7 @@ class EnsembleConfig:
     block_size: int = DEFAULT_BLOCK_SIZE
     jackknife_bins: int = DEFAULT_BINS
     first_block: int = 0        # blocks first_block, first_block+1, ... (split one seed over jobs)
+    target: Target | None = None   # stop when this standard error is reached (networks: the cap)
 
     @property
     def blocks(self) -> int:
@@ -111,10 +114,14 @@ class Config:
         out["statistics"], out["layers"] = list(out["statistics"]), list(self.layers)
         if out["path"] is None:
             del out["path"]
+        ens = dataclasses.asdict(self.ensemble)
+        ens["target"] = self.ensemble.target.to_dict() if self.ensemble.target else None
+        if ens["target"] is None:
+            del ens["target"]
         return {
             "network": net,
             "inputs": {"values": self.inputs.tolist()},
-            "ensemble": dataclasses.asdict(self.ensemble),
+            "ensemble": ens,
             "output": out,
         }
 
@@ -130,13 +137,15 @@ class Config:
         Two runs can be resumed, extended or merged into one another exactly when their
         fingerprints are equal (the seed is compared separately by `merge`)."""
         d = self.to_dict()
-        d["ensemble"] = {k: v for k, v in d["ensemble"].items() if k != "networks"}
+        d["ensemble"] = {k: v for k, v in d["ensemble"].items() if k not in ("networks", "target")}
         d["output"] = {k: d["output"][k] for k in ("statistics", "layers")}
         # statistics computed in every run (metric, kurtosis) change nothing whether listed or not
         d["output"]["statistics"] = [s for s in d["output"]["statistics"] if not _STATISTICS[s].always]
         return d
 
-    def replace(self, *, networks=None, seed=None, sampler=None, path=None) -> "Config":
+    def replace(self, *, networks=None, seed=None, sampler=None, path=None, target=None) -> "Config":
+        """A copy with the given settings changed (None: unchanged; ``target=False`` removes
+        the target)."""
         ens, out = self.ensemble, self.output
         if networks is not None:
             ens = dataclasses.replace(ens, networks=_positive_int("ensemble.networks", networks))
@@ -147,6 +156,10 @@ class Config:
             _check_sampler_weights(ens)
         if path is not None:
             out = dataclasses.replace(out, path=str(path))
+        if target is False:
+            ens = dataclasses.replace(ens, target=None)
+        elif target is not None:
+            ens = dataclasses.replace(ens, target=_target(target, self.network, out, self.k))
         return dataclasses.replace(self, ensemble=ens, output=out)
 
 
@@ -188,7 +201,16 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
         raise ConfigError(str(exc)) from None
     ensemble = _ensemble(raw.get("ensemble", {}))
     output = _output(raw.get("output", {}), network.depth)
+    if "target" in raw.get("ensemble", {}):
+        target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
+        ensemble = dataclasses.replace(ensemble, target=target)
     return Config(network, inputs, ensemble, output, source, source_path)
+
+
+def _target(raw, network: NetworkConfig, output: OutputConfig, k: int) -> Target:
+    from ..stats.statistics import computed
+    layers = output.layers or tuple(range(1, network.depth + 1))
+    return parse_target(raw, k=k, recorded_layers=layers, computed_statistics=computed(output.statistics))
 
 
 def _network(sec: dict) -> NetworkConfig:

@@ -14,6 +14,7 @@ more networks extends it; running again on a complete file changes nothing.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from ..config.compat import check_compatible, check_layout
 from .parallel import get_comm
 from .progress import Progress
 from .signals import StopFlag
+from .target import target_attrs, target_check
+from .warmup import warm_up
 
 log = logging.getLogger("mcsim")
 
@@ -117,17 +120,27 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
     worker = BlockWorker(cfg, layout)
     bs = cfg.ensemble.block_size
-    prog = Progress(total * bs, start_block * bs, mode=progress) if comm.is_root else None
+    if comm.is_root and state.up_to_date:
+        total = start_block                 # complete (or met its target): nothing to sample
+    idle = start_block >= total
+    # compile (or load) the kernels before any clock starts: compile time is in no rate
+    compile_seconds = 0.0 if idle else warm_up(cfg, announce=comm.is_root and progress != "off")
+    prog = Progress(total * bs, start_block * bs, mode="off" if idle else progress) if comm.is_root else None
+    reached = target_check(cfg, prog) if comm.is_root and not idle else None   # [ensemble] target
+    last_target_check = time.monotonic()
+    if reached is not None and reached(state.acc):
+        total = state.acc.blocks            # met already (resumed file): nothing to sample
     next_block, per_rank = start_block, 1
     last_checkpoint = session_start = time.monotonic()
     interval = cfg.output.checkpoint_interval
     stop_signal = None
     timing = state.timing if comm.is_root else {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0}
+    timing["compile"] = compile_seconds
     with StopFlag() as flag:
         while True:
             t_reduce = time.monotonic()
-            plan = comm.bcast((per_rank, stop_signal) if comm.is_root else None)
-            per_rank, stop_signal = plan
+            plan = comm.bcast((per_rank, stop_signal, total) if comm.is_root else None)
+            per_rank, stop_signal, total = plan     # total: the root may stop on its target
             timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
             if stop_signal or next_block >= total:
                 break
@@ -153,6 +166,10 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
                 prog.update(acc.blocks * bs)
                 now = time.monotonic()
                 timing["reduction"] += now - t_reduce_0           # gather (incl. waiting) + merge
+                if reached is not None and now - last_target_check >= interval and acc.blocks < total:
+                    last_target_check = now                       # on the checkpoint schedule
+                    if reached(acc):
+                        total = acc.blocks
                 if path and now - last_checkpoint >= interval and acc.blocks < total and not stop_signal:
                     _checkpoint(cfg, path, state, now - session_start, complete=False)
                     last_checkpoint = time.monotonic()
@@ -209,7 +226,9 @@ def _root_setup(cfg, path, force: bool) -> RunState:
     state = RunState(acc, start_block=acc.blocks,
                      runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
                      created=existing.attrs.get("created"), stored_attrs=existing.attrs)
-    if acc.blocks == cfg.ensemble.blocks and existing.complete:
+    met = cfg.ensemble.target is not None and existing.attrs.get("target_reached") and \
+        existing.attrs.get("target") == json.dumps(cfg.ensemble.target.to_dict())
+    if existing.complete and (acc.blocks == cfg.ensemble.blocks or met):
         state.up_to_date = True
         log.info("%s is already complete (%s networks); nothing to do", path, f"{acc.networks:,}")
     else:
@@ -230,10 +249,12 @@ def _finish_attrs(cfg, state: RunState, elapsed: float, complete: bool):
              "ranks": state.ranks}
     if state.created:
         attrs["created"] = state.created
+    estimates = compute_estimates(cfg, acc)
+    attrs.update(target_attrs(cfg, acc, estimates))
     for name, seconds in state.timing.items():    # this session, root rank
         attrs[f"session_seconds_{name}"] = seconds
     attrs["session_seconds"] = elapsed
-    return compute_estimates(cfg, acc), attrs
+    return estimates, attrs
 
 
 def _checkpoint(cfg, path, state: RunState, elapsed, complete):

@@ -1,4 +1,7 @@
-"""Progress reporting: a one-line bar with rate and ETA on a terminal, log lines otherwise."""
+"""Progress reporting: a one-line bar with rate and ETA on a terminal, log lines otherwise.
+
+The driver creates it after the kernels are compiled (`mcsim.run.warmup`), so the rate and
+the ETA never include compile time."""
 from __future__ import annotations
 
 import sys
@@ -27,6 +30,7 @@ class Progress:
         self.t0 = self.last = time.monotonic()
         self.log_every = log_every
         self.done = done
+        self.note = ""          # appended to the line (e.g. the error against a target)
 
     def rate(self) -> float:
         elapsed = time.monotonic() - self.t0
@@ -37,7 +41,8 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
         frac = self.done / self.total if self.total else 1.0
         return (f"{self.done:,}/{self.total:,} networks ({100 * frac:5.1f}%), "
-                f"{rate:,.0f} networks/s, elapsed {_hms(time.monotonic() - self.t0)}, ETA {_hms(eta)}")
+                f"{rate:,.0f} networks/s, elapsed {_hms(time.monotonic() - self.t0)}, ETA {_hms(eta)}"
+                + (f"; {self.note}" if self.note else ""))
 
     def update(self, done: int, force: bool = False) -> None:
         self.done = done

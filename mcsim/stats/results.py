@@ -112,6 +112,20 @@ class Result:
         except KeyError:
             raise KeyError(f"layer {l} was not recorded; recorded layers: {self.layers}") from None
 
+    def to_xarray(self):
+        """An ``xarray.Dataset``: dims layer, input_a, input_b, ...; ``<stat>`` and
+        ``<stat>_stderr`` variables; config and versions as attributes
+        (``mcsim.stats.frames``; needs xarray)."""
+        from .frames import result_to_xarray
+        return result_to_xarray(self)
+
+    def to_pandas(self, entries: str = "distinct", statistics=None):
+        """A tidy ``pandas.DataFrame``, one row per layer, statistic and entry (the distinct
+        entries, or every index tuple with ``entries="all"``): layer, width, fan_in,
+        statistic, entry, input_a.., mean, stderr (``mcsim.stats.frames``; needs pandas)."""
+        from .frames import result_to_pandas
+        return result_to_pandas(self, entries=entries, statistics=statistics)
+
     def __repr__(self) -> str:
         where = f", path={self.path!r}" if self.path else ""
         return (f"Result(networks={self.networks}, k={self.config.k}, layers={self.layers}, "

@@ -84,6 +84,8 @@ class Statistic:
     always: computed and stored whether or not ``output.statistics`` lists it.
     plot_scale: ``plot_scale(kernel (k, k), index) -> float``, what plots divide an entry by
         (e.g. K_aa K_bb for the vertex), or None; ``plot_scale_label`` names it.
+    prediction_labels: (what ``prediction`` is, what ``leading`` is) in figure legends
+        (matplotlib mathtext), e.g. K + G1/n and K for the metric.
     """
     name: str
     needs: dict
@@ -100,6 +102,7 @@ class Statistic:
     always: bool = False
     plot_scale: Callable | None = None
     plot_scale_label: str = ""
+    prediction_labels: tuple = ("prediction", "leading order")
 
 
 STATISTICS: dict[str, Statistic] = {}
@@ -216,7 +219,8 @@ register_statistic(Statistic(
     first_layer=lambda gram1, cfg: gram1.copy(),
     distinct=distinct_pairs, label=lambda i: "G[%d%d]" % (i[0] + 1, i[1] + 1),
     prediction=lambda p: (p.metric, p.kernel, p.correction),
-    prediction_note="prediction K + G1/n; O(1/n^2) remainder", always=True))
+    prediction_note="prediction K + G1/n; O(1/n^2) remainder", always=True,
+    prediction_labels=("$K + G^{\\{1\\}}/n$", "$K$ (infinite width)")))
 
 register_statistic(Statistic(
     name="vertex", needs={"gram": 2}, shape=lambda k: (k,) * 4,
@@ -227,7 +231,8 @@ register_statistic(Statistic(
     prediction=lambda p: (p.vertex, p.vertex, None),
     prediction_note="leading order; O(1/n) deviations expected",
     plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
-    plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)"))
+    plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)",
+    prediction_labels=("$V$, leading order", "$V$, leading order")))
 
 register_statistic(Statistic(
     name="six_point", needs={"gram": 3}, shape=lambda k: (k,) * 6,
@@ -244,21 +249,28 @@ register_statistic(Statistic(
     estimate=_kurtosis, unpack=_identity, first_layer=_zeros(lambda k: (k,)),
     distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "kurt[%d]" % (i[0] + 1),
     prediction=lambda p: (p.kurtosis, p.kurtosis, None),
-    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True))
+    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True,
+    prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
 
 
-def describe(dataset: str) -> tuple[str, str]:
+def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
     """(description, units) of a per-layer dataset: a statistic, or a prediction's
-    ``<statistic>_leading`` / ``<statistic>_correction`` part."""
+    ``<statistic>_leading`` / ``<statistic>_correction`` part. ``prediction``: the dataset
+    of a prediction file, whose statistics say that they are predictions and to which order."""
+    if prediction and dataset == "ntk":
+        return ("mean NTK Theta_ab at infinite width (learning rates lambda_b = lambda_W = 1), "
+                "leading order", "z^2")
     if dataset in STATISTICS:
         s = STATISTICS[dataset]
+        if prediction and s.prediction is not None:
+            return f"1/n-expansion prediction of {s.description}; {s.prediction_note}", s.units
         return s.description, s.units
     for suffix, text, unit_suffix in (
-            ("_leading", "leading-order (infinite-width) prediction of {}: {}", ""),
-            ("_correction", "1/n correction X1 of {}: {} = X_leading + X1 / n_{{l-1}} + O(1/n^2); {}",
-             " times fan-in")):
+            ("_leading", "leading-order (infinite-width) prediction of {base}: {desc}", ""),
+            ("_correction", "1/n correction X1 of {base}: {base} = {base}_leading + X1 / n_{{l-1}} "
+                            "+ O(1/n^2); {desc}", " times fan-in")):
         base = dataset[: -len(suffix)] if dataset.endswith(suffix) else None
         if base in STATISTICS:
             s = STATISTICS[base]
-            return text.format(base, base, s.description), s.units + unit_suffix
+            return text.format(base=base, desc=s.description), s.units + unit_suffix
     return "", ""

@@ -32,12 +32,55 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _distribution_version(name: str) -> str | None:
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_GIT: dict = {}
+
+
+def source_revision() -> dict[str, str]:
+    """``mcsim_git_commit`` (and ``mcsim_git_dirty`` = "true" with uncommitted changes) when
+    mcsim runs from a git checkout; empty otherwise (an installed wheel)."""
+    if "value" not in _GIT:
+        import subprocess
+        root = Path(__file__).resolve().parents[2]
+        value = {}
+        if (root / ".git").exists():
+            try:
+                commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                        text=True, timeout=10)
+                if commit.returncode == 0 and commit.stdout.strip():
+                    value["mcsim_git_commit"] = commit.stdout.strip()
+                    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                            "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+                    if dirty.returncode == 0:
+                        value["mcsim_git_dirty"] = "true" if dirty.stdout.strip() else "false"
+            except (OSError, subprocess.SubprocessError):
+                pass
+        _GIT["value"] = value
+    return dict(_GIT["value"])
+
+
 def software_versions() -> dict[str, str]:
+    """The software that writes a file: mcsim (and its git commit in a checkout), Python and
+    the packages whose versions can change the numbers or the file (numpy, numba, h5py,
+    scipy; mpi4py when installed, without importing it)."""
     import h5py
     import numba
-    return {"mcsim_version": __version__, "python_version": platform.python_version(),
-            "numpy_version": np.__version__, "numba_version": numba.__version__,
-            "h5py_version": h5py.__version__}
+    out = {"mcsim_version": __version__, "python_version": platform.python_version(),
+           "numpy_version": np.__version__, "numba_version": numba.__version__,
+           "h5py_version": h5py.__version__}
+    for name in ("scipy", "mpi4py"):
+        version = _distribution_version(name)
+        if version:
+            out[f"{name}_version"] = version
+    out.update(source_revision())
+    return out
 
 
 def _flat_attrs(d: dict, prefix: str = "") -> dict:
@@ -109,8 +152,9 @@ def remove_stale_temporaries(path) -> list[Path]:
     return removed
 
 
-def write_layers(group, estimates: dict, cfg, with_stderr: bool = True) -> None:
-    """/layers/<l>/<stat>[_stderr] from {l: {name: (mean, stderr)}} (stderr may be None)."""
+def write_layers(group, estimates: dict, cfg, with_stderr: bool = True, describe_as=None) -> None:
+    """/layers/<l>/<stat>[_stderr] from {l: {name: (mean, stderr)}} (stderr may be None).
+    describe_as: optional ``name -> (description, units)`` that overrides the registry's."""
     layers = group.require_group("layers")
     net = cfg.network
     for l, stats in sorted(estimates.items()):
@@ -119,7 +163,7 @@ def write_layers(group, estimates: dict, cfg, with_stderr: bool = True) -> None:
                        C_b=net.C_b[l - 1], stochastic=l > 1)
         for name, value in stats.items():
             mean, err = value if isinstance(value, tuple) else (value, None)
-            desc, units = describe(name)
+            desc, units = (describe_as or describe)(name)
             d = g.create_dataset(name, data=mean)
             d.attrs.update(description=desc, units=units)
             if with_stderr and err is not None:
@@ -140,7 +184,11 @@ def write_header(f, cfg, kind: str, attrs: dict) -> None:
         f.attrs[key] = value
     cg = f.create_group("config")
     cg.attrs.update(_flat_attrs(cfg.to_dict()))
-    f.create_dataset("inputs", data=np.asarray(cfg.inputs))
+    cg.attrs["description"] = "the resolved configuration, flattened to dotted keys (also config_toml)"
+    d = f.create_dataset("inputs", data=np.asarray(cfg.inputs))
+    d.attrs.update(description="the inputs x_a: row a (0-based here, input a + 1 in the labels "
+                               "G[12], V[(11)(12)]) is x_a, shape (k, n_0)",
+                   units="input units (x enters layer 1 as C_W x.x / n_0)")
 
 
 def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
@@ -160,5 +208,18 @@ def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
                                    "(lengths `lengths`, moment orders `orders`); block b is in bin b % bins",
                        **layout.to_attrs())
         for name, arr in acc.arrays().items():
-            a.create_dataset(name, data=arr)
+            d = a.create_dataset(name, data=arr)
+            d.attrs["description"] = ACCUMULATOR_DATASETS[name]
     atomic_write(path, fill)
+
+
+#: descriptions of the /accumulator datasets (B bins, S recorded stochastic layers, M entries
+#: of the per-network vector x, T sorted triples of its order-3 entries)
+ACCUMULATOR_DATASETS = {
+    "count": "networks in each jackknife bin, shape (B,) (float64, exact below 2**53)",
+    "mean": "mean of the per-network vector x in each bin, shape (B, S, M): bin, recorded "
+            "stochastic layer (attribute layers), entry of x (quantities at offsets)",
+    "m2": "central cross sums sum (x_p - mean_p)(x_q - mean_q) in each bin, shape (B, S, M, M)",
+    "m3": "third central sums sum d_p d_q d_r over the sorted triples p <= q <= r of the order-3 "
+          "entries (lexicographic) in each bin, shape (B, S, T); T = 0 without third moments",
+}

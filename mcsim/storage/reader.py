@@ -8,7 +8,8 @@ goes through here, so the format and its version are checked in one place:
     read_layers(group)       {l: (attrs, {dataset: (mean, stderr or None)})}: every dataset
                              under /layers/<l>, measurements and predictions alike
     read_run(path)           a measurement's config, attributes and accumulator (`RunFile`)
-    open_result(path)        a measurement or prediction as a `Result`
+    open_result(path)        a measurement or prediction as a `Result` (.to_xarray(), .to_pandas())
+    open_sweep(path)         a collected sweep as a `SweepResult` (one Result per task)
     is_complete(attrs)       whether a stored run holds all the networks it was asked for
     result_status(path)      "pending", "partial", "complete" or "damaged" (sweeps)
 
@@ -32,7 +33,8 @@ from ..stats.results import Result, layer_estimates
 from .hdf5 import FORMAT, FORMAT_VERSION
 
 __all__ = ["open_file", "check_header", "read_config", "read_layers", "read_accumulator",
-           "RunFile", "read_run", "open_result", "is_complete", "result_status"]
+           "RunFile", "read_run", "open_result", "result_from_group", "SweepResult", "open_sweep",
+           "is_complete", "result_status"]
 
 
 def _h5py():
@@ -162,18 +164,96 @@ def read_run(path) -> RunFile:
     return RunFile(str(path), cfg, attrs, acc, layers)
 
 
-def open_result(path) -> Result:
-    """Read a measurement (or prediction) file into a Result: every dataset of every layer,
-    with standard error 0 where the file has none (predictions, exact layer 1)."""
-    with open_file(path) as (f, attrs):
-        cfg = read_config(attrs, path)
-        layers = read_layers(f["layers"]) if "layers" in f else {}
+def result_from_group(group, attrs: dict, path) -> Result:
+    """A Result from a measurement-like group (a file root or a sweep's /tasks/<i>)."""
+    cfg = read_config(attrs, path)
+    layers = read_layers(group["layers"]) if "layers" in group else {}
     estimates = {}
     for l, (lattrs, stats) in layers.items():
         stats = {name: (m, e if e is not None else np.zeros_like(m)) for name, (m, e) in stats.items()}
         estimates[l] = layer_estimates(l, int(lattrs.get("width", 0)), int(lattrs.get("fan_in", 0)),
                                        bool(lattrs.get("stochastic", l > 1)), stats)
     return Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
+
+
+def open_result(path) -> Result:
+    """Read a measurement (or prediction) file into a Result: every dataset of every layer,
+    with standard error 0 where the file has none (predictions, exact layer 1).
+    ``result.to_xarray()`` / ``result.to_pandas()`` turn it into a Dataset / DataFrame."""
+    with open_file(path) as (f, attrs):
+        if attrs.get("kind") == "sweep":
+            raise ResultFileError(f"{path} is a collected sweep (several runs): read it with "
+                                  "mcsim.open_sweep(path)")
+        return result_from_group(f, attrs, path)
+
+
+@dataclass
+class SweepResult:
+    """A collected sweep (``mcsim collect``): one Result per task with results, and the
+    swept parameters of each (``params[i]``: {"network.width": 64, ...})."""
+    path: str
+    attrs: dict
+    keys: list                  # the swept keys, in sweep order
+    tasks: list                 # task indices
+    params: list                # per task: {key: value}
+    status: list                # per task: "complete" or "partial"
+    results: list               # per task: Result
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def to_xarray(self):
+        """The tasks stacked along a ``task`` dimension (outer join over layers and inputs),
+        the swept parameters and ``status`` as coordinates along it."""
+        from ..stats.frames import _need
+        xr = _need("xarray")
+        parts = [r.to_xarray() for r in self.results]
+        ds = xr.concat(parts, dim="task", join="outer", combine_attrs="drop_conflicts",
+                       coords="different", compat="equals")
+        ds = ds.assign_coords(task=("task", np.asarray(self.tasks, dtype=np.int64)),
+                              status=("task", np.asarray(self.status, dtype=object)))
+        for key in self.keys:
+            values = [p.get(key) for p in self.params]
+            if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values):
+                ds = ds.assign_coords({key: ("task", np.asarray(values))})
+            else:
+                ds = ds.assign_coords({key: ("task", np.asarray([json.dumps(v) if not isinstance(v, str)
+                                                               else v for v in values], dtype=object))})
+        ds.attrs.update({k: v for k, v in self.attrs.items() if k in ("swept", "mode", "n_tasks", "kind")})
+        return ds
+
+    def to_pandas(self, entries: str = "distinct", statistics=None):
+        """The tasks' tidy tables stacked, with columns task, status and one per swept key."""
+        from ..stats.frames import _need
+        pd = _need("pandas")
+        frames = []
+        for t, p, st, r in zip(self.tasks, self.params, self.status, self.results):
+            df = r.to_pandas(entries=entries, statistics=statistics)
+            df.insert(0, "task", t)
+            df.insert(1, "status", st)
+            for j, key in enumerate(self.keys):
+                v = p.get(key)
+                df.insert(2 + j, key, v if not isinstance(v, (dict, list)) else json.dumps(v))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def open_sweep(path) -> SweepResult:
+    """Read a collected sweep file (``kind = "sweep"``): every task that has results."""
+    with open_file(path) as (f, attrs):
+        if attrs.get("kind") != "sweep":
+            raise ResultFileError(f"{path} is not a collected sweep (kind = {attrs.get('kind')!r}); "
+                                  "read it with mcsim.open_result(path)")
+        keys = json.loads(attrs.get("swept", "[]"))
+        out = SweepResult(str(path), attrs, keys, [], [], [], [])
+        for name in sorted(f.get("tasks", {}), key=int):
+            g = f["tasks"][name]
+            gattrs = check_header(g, f"{path}:/tasks/{name}")
+            out.tasks.append(int(name))
+            out.params.append({key: _plain(g.attrs[key]) for key in keys if key in g.attrs})
+            out.status.append(str(gattrs.get("status", "")))
+            out.results.append(result_from_group(g, gattrs, f"{path}:/tasks/{name}"))
+    return out
 
 
 def result_status(path) -> str:

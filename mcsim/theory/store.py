@@ -31,6 +31,13 @@ def _layer_stats(p) -> dict:
     return stats
 
 
+def describe_prediction(name: str) -> tuple[str, str]:
+    """(description, units) of a prediction's dataset: the registry's description of the
+    statistic, said to be a prediction and to which order (``prediction_note``)."""
+    from ..stats.statistics import describe
+    return describe(name, prediction=True)
+
+
 def write_prediction(path, prediction: Prediction, cfg) -> None:
     """Write ``prediction`` (for the configuration ``cfg``) to ``path`` atomically."""
     from ..storage.hdf5 import atomic_write, write_header, write_layers
@@ -39,7 +46,7 @@ def write_prediction(path, prediction: Prediction, cfg) -> None:
         write_header(f, cfg, "prediction", {"networks": 0, "complete": True,
                                             "theory": "1/n expansion: K, V leading, G1"})
         write_layers(f, {p.layer: _layer_stats(p) for p in prediction.layers}, cfg,
-                     with_stderr=False)
+                     with_stderr=False, describe_as=describe_prediction)
     atomic_write(path, fill)
 
 
