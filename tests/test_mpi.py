@@ -17,6 +17,8 @@ MPIEXEC = shutil.which("mpiexec", path=str(VENV_BIN)) or shutil.which("mpiexec")
 pytestmark = [pytest.mark.mpi,
               pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich mpi4py)")]
 ENV = dict(os.environ, NUMBA_NUM_THREADS="1")
+# one machine: shared-memory transports only (see the note on UCX_TLS in tests/test_slurm.py)
+ENV.setdefault("UCX_TLS", "self,sm")
 TMP = Path("/tmp")                # where Hydra writes its topology files, whatever TMPDIR says
 
 

@@ -103,11 +103,14 @@ def test_run_stops_at_its_target_and_matches_a_fixed_run(tmp_path):
     before, mtime = digest(out), out.stat().st_mtime_ns
     again = mcsim.simulate(cfg, output=out, progress="off")
     assert not again.written and digest(out) == before and out.stat().st_mtime_ns == mtime
-    # a tighter target extends the same file
-    tighter = cfg_with({**TARGET, "relative_stderr": 0.015})
+    # a tighter target extends the same file. The target is checked on the checkpoint
+    # schedule, so a fast machine overshoots (0.03 may be met far below it): ask for half of
+    # what the first run achieved, which always needs about 4x the networks.
+    tight = achieved / 2
+    tighter = cfg_with({**TARGET, "relative_stderr": tight})
     more = mcsim.simulate(tighter, output=out, progress="off")
     assert more.networks > res.networks and more.attrs["target_reached"]
-    assert worst_relative_error(out, 3, diagonal) <= 0.015
+    assert worst_relative_error(out, 3, diagonal) <= tight
 
 
 def test_cap_before_target_and_absolute_target_on_one_entry(tmp_path):
@@ -144,8 +147,10 @@ def test_evaluate_target_needs_every_bin_and_picks_the_worst_entry():
 def test_plan_predicts_the_networks_a_target_needs():
     cfg = cfg_with(target=None, jackknife_bins=64, block_size=256)
     target = {"statistic": "vertex", "layer": 3, "relative_stderr": 0.01}
-    p = plan(cfg, target, pilot_seconds=0.2, announce=False)
-    assert p.pilot_networks >= 64 * 256 and p.rate > 0
+    # pilot_seconds=0: the pilot is exactly one block per jackknife bin (64 x 256 networks)
+    # on any machine; a timed pilot on a fast machine can sample past the target itself
+    p = plan(cfg, target, pilot_seconds=0.0, announce=False)
+    assert p.pilot_networks == 64 * 256 and p.rate > 0
     assert p.networks_needed > p.pilot_networks            # 1% needs more than the pilot
     assert "needed: about" in p.text() and "networks/s" in p.text()
     # check the extrapolation against an independent run of ~the planned size:
