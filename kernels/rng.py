@@ -39,6 +39,9 @@ __all__ = [
     "fill_normals",
     "fill_uniforms",
     "fill_signs",
+    "uniforms_at",
+    "normals_at",
+    "words_at",
 ]
 
 # Random123 Philox4x32 constants.
@@ -276,3 +279,31 @@ def fill_signs(key, block, network, position, out):
         _signs_of_word(out, base + 32, x1, min(32, max(0, left - 32)))
         _signs_of_word(out, base + 64, x2, min(32, max(0, left - 64)))
         _signs_of_word(out, base + 96, x3, min(32, max(0, left - 96)))
+
+
+# --- scalar access (the reduced samplers draw a few numbers at a time) --------------------
+@inline
+def uniforms_at(key, block, network, position):
+    """The 2 uniforms of counter ``position`` of stream ``(key, block, network)``: the same
+    numbers ``fill_uniforms`` writes there (scalar, for samplers that draw few numbers).
+    The caller keeps ``position < 2**32`` (no check here: a raise would keep a ``prange``
+    loop that inlines this from running in parallel); only its low 32 bits are used."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    x0, x1, x2, x3 = _philox(np.uint64(position) & _MASK32, c1, c2, c3, k0, k1)
+    return _u53(x0, x1) * _TWO_M53, _u53(x2, x3) * _TWO_M53
+
+
+@inline
+def normals_at(key, block, network, position):
+    """The 2 normals of counter ``position`` (Box-Muller on ``uniforms_at``; the same
+    formulas as ``fill_normals``, equal to it up to the last bit of fast-math folding)."""
+    ua, ub = uniforms_at(key, block, network, position)
+    return _box_muller(ua, ub)
+
+
+@inline
+def words_at(key, block, network, position):
+    """The 4 raw 32-bit words (as uint64) of counter ``position`` (for bit counts); the
+    caller keeps ``position < 2**32``, as for ``uniforms_at``."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    return _philox(np.uint64(position) & _MASK32, c1, c2, c3, k0, k1)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..activations import get_activation, names as activation_names
 from ..errors import ConfigError
-from ..samplers import SAMPLERS, get_sampler
+from ..samplers import AUTO, SAMPLERS, choose_sampler, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
 from .inputs import resolve_inputs
 from .target import Target, parse_target
@@ -62,12 +62,13 @@ class NetworkConfig:
 class EnsembleConfig:
     networks: int
     seed: int
-    sampler: str = "markov"
+    sampler: str = "markov"     # the backend that runs (never "auto": that is resolved)
     weights: str = "gaussian"
     block_size: int = DEFAULT_BLOCK_SIZE
     jackknife_bins: int = DEFAULT_BINS
     first_block: int = 0        # blocks first_block, first_block+1, ... (split one seed over jobs)
     target: Target | None = None   # stop when this standard error is reached (networks: the cap)
+    auto: bool = False          # the sampler was chosen by sampler = "auto" (not stored)
 
     @property
     def blocks(self) -> int:
@@ -115,6 +116,7 @@ class Config:
         if out["path"] is None:
             del out["path"]
         ens = dataclasses.asdict(self.ensemble)
+        del ens["auto"]
         ens["target"] = self.ensemble.target.to_dict() if self.ensemble.target else None
         if ens["target"] is None:
             del ens["target"]
@@ -151,8 +153,8 @@ class Config:
             ens = dataclasses.replace(ens, networks=_positive_int("ensemble.networks", networks))
         if seed is not None:
             ens = dataclasses.replace(ens, seed=_seed("ensemble.seed", seed))
-        if sampler is not None:
-            ens = dataclasses.replace(ens, sampler=sampler)
+        if sampler is not None and sampler != AUTO:
+            ens = dataclasses.replace(ens, sampler=sampler, auto=False)
             _check_sampler_weights(ens)
         if path is not None:
             out = dataclasses.replace(out, path=str(path))
@@ -160,7 +162,10 @@ class Config:
             ens = dataclasses.replace(ens, target=None)
         elif target is not None:
             ens = dataclasses.replace(ens, target=_target(target, self.network, out, self.k))
-        return dataclasses.replace(self, ensemble=ens, output=out)
+        new = dataclasses.replace(self, ensemble=ens, output=out)
+        if sampler == AUTO:
+            return _resolve_auto(new)
+        return _check_applies(new) if sampler is not None else new
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,7 +209,28 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
     if "target" in raw.get("ensemble", {}):
         target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
         ensemble = dataclasses.replace(ensemble, target=target)
-    return Config(network, inputs, ensemble, output, source, source_path)
+    cfg = Config(network, inputs, ensemble, output, source, source_path)
+    return _resolve_auto(cfg) if ensemble.sampler == AUTO else _check_applies(cfg)
+
+
+def _check_applies(cfg: Config) -> Config:
+    backend = get_sampler(cfg.ensemble.sampler)
+    if not backend.exact_for(cfg):
+        raise ConfigError(f"ensemble.sampler: {cfg.ensemble.sampler!r} applies only to "
+                          f"{getattr(backend, 'applies', 'other networks')}; use \"auto\", "
+                          "\"markov\" or \"dense\"")
+    return cfg
+
+
+def _resolve_auto(cfg: Config) -> Config:
+    """``sampler = "auto"``: the backend ``choose_sampler`` picks, marked ``auto`` (a resume
+    then keeps the sampler recorded in the file, see ``mcsim.run.driver``)."""
+    ens = dataclasses.replace(cfg.ensemble, sampler=AUTO, auto=False)
+    try:
+        name = choose_sampler(dataclasses.replace(cfg, ensemble=ens))
+    except ValueError as exc:
+        raise ConfigError(f"ensemble.sampler: {exc}") from None
+    return dataclasses.replace(cfg, ensemble=dataclasses.replace(ens, sampler=name, auto=True))
 
 
 def _target(raw, network: NetworkConfig, output: OutputConfig, k: int) -> Target:
@@ -248,9 +274,10 @@ def _network(sec: dict) -> NetworkConfig:
 def _ensemble(sec: dict) -> EnsembleConfig:
     networks = _positive_int("ensemble.networks", sec.get("networks", 100_000))
     seed = _seed("ensemble.seed", sec.get("seed", 0))
-    sampler = sec.get("sampler", "markov")
-    if not isinstance(sampler, str) or sampler not in SAMPLERS:
-        raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
+    sampler = sec.get("sampler", AUTO)
+    if not isinstance(sampler, str) or (sampler not in SAMPLERS and sampler != AUTO):
+        raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: "
+                          f"{', '.join((AUTO,) + tuple(SAMPLERS))}")
     weights = sec.get("weights", "gaussian")
     if weights not in WEIGHTS:
         raise ConfigError(f"ensemble.weights: {weights!r} is not allowed; allowed: {', '.join(WEIGHTS)}")
@@ -264,7 +291,8 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
         raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")
     ens = EnsembleConfig(networks, seed, sampler, weights, block_size, bins, first_block)
-    _check_sampler_weights(ens)
+    if sampler != AUTO:
+        _check_sampler_weights(ens)
     return ens
 
 

@@ -54,6 +54,7 @@ class RunState:
     ranks: int = 1
     up_to_date: bool = False                # the existing file is complete: nothing to do
     stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
+    sampler: str = ""                       # the backend that runs (a resume keeps the file's)
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
 
 
@@ -112,9 +113,12 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
         except Exception as exc:             # tell the other ranks, then raise here
             comm.bcast(("error", str(exc)))
             raise
-    status, start_block = comm.bcast(("ok", state.start_block) if comm.is_root else None)
+    status, start = comm.bcast(("ok", (state.start_block, state.sampler)) if comm.is_root else None)
     if status == "error":                    # the root reports the error
-        raise PeerFailed(f"the root rank failed: {start_block}")
+        raise PeerFailed(f"the root rank failed: {start}")
+    start_block, sampler = start
+    if sampler != cfg.ensemble.sampler:      # resumed with the sampler recorded in the file
+        cfg = cfg.replace(sampler=sampler)
 
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
@@ -206,12 +210,18 @@ def _root_setup(cfg, path, force: bool) -> RunState:
         log.info("rounding %s networks up to %s (whole blocks of %d)", f"{cfg.ensemble.networks:,}",
                  f"{requested:,}", cfg.ensemble.block_size)
     if path is None or not path.exists() or force:
-        state = RunState(new_accumulator(cfg), start_block=0)
+        state = RunState(new_accumulator(cfg), start_block=0, sampler=cfg.ensemble.sampler)
         if path is not None:
             # write the empty file first: an unwritable location fails now, not after the work
             _checkpoint(cfg, path, state, 0.0, complete=False)
         return state
     existing = read_run(path)
+    stored = existing.config.ensemble.sampler
+    if cfg.ensemble.auto and stored != cfg.ensemble.sampler:
+        # sampler = "auto" resumes a file with the backend that file was started with (a file
+        # of an earlier version, or one whose backend "auto" no longer picks), bitwise
+        log.info("resuming %s with its sampler %s (sampler = \"auto\")", path, stored)
+        cfg = cfg.replace(sampler=stored)
     check_compatible(cfg, existing.config, f"existing output {path}")
     if existing.attrs.get("merged"):
         raise ResumeError(f"{path} is the output of mcsim merge and cannot be resumed or "
@@ -223,7 +233,7 @@ def _root_setup(cfg, path, force: bool) -> RunState:
     if acc.blocks > cfg.ensemble.blocks:
         raise ResumeError(f"{path} already holds {acc.networks:,} networks, more than the "
                           f"{requested:,} requested; the file is unchanged (ask for at least as many networks)")
-    state = RunState(acc, start_block=acc.blocks,
+    state = RunState(acc, start_block=acc.blocks, sampler=cfg.ensemble.sampler,
                      runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
                      created=existing.attrs.get("created"), stored_attrs=existing.attrs)
     met = cfg.ensemble.target is not None and existing.attrs.get("target_reached") and \

@@ -124,8 +124,8 @@ def _representative_configs():
         weights = cls.weights[0]
         for stats in (["metric", "vertex"], ["metric", "vertex", "six_point"]):
             yield sampler, stats, config_from_dict({
-                "network": {"input_dim": 2, "widths": [2, 2, 2], "activation": "relu"},
-                "inputs": {"values": [[1.0, 0.0], [0.6, 0.8]]},
+                "network": {"input_dim": 2, "widths": [2, 2, 2], "activation": cls.example["activation"]},
+                "inputs": {"values": cls.example["inputs"]},
                 "ensemble": {"networks": 4, "sampler": sampler, "weights": weights,
                              "block_size": 2, "jackknife_bins": 2},
                 "output": {"statistics": stats}})

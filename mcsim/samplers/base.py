@@ -5,7 +5,11 @@ import numpy as np
 
 from ..stats.quantities import Layout, get_quantity
 
-__all__ = ["Sampler", "SAMPLERS", "register_sampler", "get_sampler", "make_sampler"]
+__all__ = ["Sampler", "SAMPLERS", "AUTO", "register_sampler", "get_sampler", "make_sampler",
+           "choose_sampler"]
+
+#: the ``ensemble.sampler`` value that lets mcsim pick the backend (``choose_sampler``)
+AUTO = "auto"
 
 
 class Sampler:
@@ -21,6 +25,16 @@ class Sampler:
     name = ""
     description = ""
     weights: tuple[str, ...] = ("gaussian",)
+    #: rank among the backends ``sampler = "auto"`` may pick (highest first); None: never
+    auto_priority: int | None = None
+    #: a small network this backend applies to (activation, inputs), for warming the cache
+    example = {"activation": "relu", "inputs": [[1.0, 0.0], [0.6, 0.8]]}
+
+    @classmethod
+    def exact_for(cls, cfg) -> bool:
+        """Whether this backend samples the ensemble of ``cfg`` exactly (subclasses that
+        apply to some networks only add their conditions)."""
+        return cfg.ensemble.weights in cls.weights
 
     def __init__(self, cfg, quantities):
         self.cfg = cfg
@@ -70,6 +84,22 @@ def get_sampler(name: str) -> type[Sampler]:
         return SAMPLERS[name]
     except KeyError:
         raise KeyError(f"unknown sampler {name!r}; registered: {', '.join(SAMPLERS)}") from None
+
+
+def choose_sampler(cfg) -> str:
+    """The backend ``sampler = "auto"`` runs for ``cfg``: among the backends with an
+    ``auto_priority`` that are exact for it and fill the quantities its statistics need,
+    the one of highest priority (the reduced samplers where they apply, else markov for
+    Gaussian weights, else dense)."""
+    from ..stats.statistics import computed, required_quantities
+    needed = required_quantities(computed(cfg.output.statistics))
+    able = [cls for cls in SAMPLERS.values()
+            if cls.auto_priority is not None and cls.exact_for(cfg)
+            and all(q in cls.fills(cfg) for q in needed)]
+    if not able:
+        raise ValueError(f"no sampler applies to {cfg.ensemble.weights} weights with "
+                         f"quantities {sorted(needed)}")
+    return max(able, key=lambda cls: cls.auto_priority).name
 
 
 def make_sampler(cfg, quantities) -> Sampler:

@@ -13,6 +13,7 @@ class DenseSampler(Sampler):
     name = "dense"
     description = "explicit weights, row by row (any weight law)"
     weights = ("gaussian", "uniform", "rademacher")
+    auto_priority = 0
 
     @classmethod
     def fills(cls, cfg):

@@ -23,6 +23,7 @@ class MarkovSampler(Sampler):
     name = "markov"
     description = "conditional Gaussian layer by layer, no weight matrices (Gaussian weights)"
     weights = ("gaussian",)
+    auto_priority = 10
 
     @classmethod
     def fills(cls, cfg):

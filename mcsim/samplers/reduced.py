@@ -1,0 +1,72 @@
+"""Reduced samplers: exact, with the law of Ghat^(l+1) given Ghat^(l) in closed form
+(kernels: ``mcsim.kernels.reduced``; the maths is in that module's docstring).
+
+- ``chi2``    one input, ReLU / leaky ReLU / linear / perceptron, any C_W, C_b: a chi-squared
+              variable with a binomial number of degrees of freedom per layer, O(L) random
+              numbers per network (markov: O(n L));
+- ``wishart`` linear activation, any number of inputs: a Wishart matrix per layer by the
+              Bartlett decomposition, O(L k^2) random numbers per network.
+
+Both are exact for Gaussian weights and agree with ``markov`` in distribution, not bitwise
+(they draw other random numbers). ``sampler = "auto"`` picks them where they apply."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Sampler, register_sampler
+from .markov import kernel_arguments
+
+_CHI2_ACTIVATIONS = ("relu", "leaky_relu", "linear", "perceptron")
+
+
+class _Reduced(Sampler):
+    weights = ("gaussian",)
+    _kernel_name = ""
+
+    @classmethod
+    def fills(cls, cfg):
+        return ("gram",)
+
+    def __init__(self, cfg, quantities):
+        if not self.exact_for(cfg):
+            raise ValueError(f"sampler {self.name!r} does not apply to this configuration: "
+                             f"{self.applies}")
+        super().__init__(cfg, quantities)
+        from ..kernels import reduced, rng
+        self._kernel = getattr(reduced, self._kernel_name)
+        self._key = rng.seed_key(cfg.ensemble.seed)
+        self._args = kernel_arguments(cfg)
+
+    def sample(self, first_block, n_blocks, out):
+        self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
+                     *self._args, out)
+
+
+@register_sampler
+class Chi2Sampler(_Reduced):
+    name = "chi2"
+    description = ("one input, relu / leaky_relu / linear / perceptron: chi-squared with a "
+                   "binomial number of degrees of freedom per layer, O(L) numbers per network")
+    applies = "one input and activation relu, leaky_relu, linear or perceptron (Gaussian weights)"
+    auto_priority = 30
+    example = {"activation": "relu", "inputs": [[1.0, 0.0]]}
+    _kernel_name = "sample_chi2"
+
+    @classmethod
+    def exact_for(cls, cfg):
+        return (super().exact_for(cfg) and cfg.k == 1
+                and cfg.network.activation["name"] in _CHI2_ACTIVATIONS)
+
+
+@register_sampler
+class WishartSampler(_Reduced):
+    name = "wishart"
+    description = "linear activation, any k: Bartlett-decomposed Wishart per layer, O(L k^2) numbers"
+    applies = "the linear activation (Gaussian weights)"
+    auto_priority = 20
+    example = {"activation": "linear", "inputs": [[1.0, 0.0], [0.6, 0.8]]}
+    _kernel_name = "sample_wishart"
+
+    @classmethod
+    def exact_for(cls, cfg):
+        return super().exact_for(cfg) and cfg.network.activation["name"] == "linear"

@@ -1,0 +1,176 @@
+"""The exact reduced samplers (chi2: one input, relu / leaky_relu / linear / perceptron;
+wishart: linear, any k) against independent sources:
+
+- their pieces (Binomial(n, 1/2), chi-squared) against SciPy's distributions;
+- every statistic against the markov sampler (independent seeds, 5 combined jackknife
+  standard errors), widths from 4 up to above the bit-count limit of the binomial (128);
+- E[z^4] / E[z^2]^2 against the exact 3 prod_l (1 + 5 / n_l) (ReLU, C_b = 0) and
+  3 prod_l (1 + 2 / n_l) (linear);
+- "auto" picks them exactly where they apply; explicit samplers are kept; a file started
+  by another sampler resumes with its own sampler, bitwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import mcsim
+from mcsim.config import config_from_dict
+from mcsim.errors import ConfigError
+
+INPUTS = np.random.default_rng(7).standard_normal((3, 4)).tolist()
+
+
+def cfg_of(widths, act, k, sampler, seed=1, C_W=2.0, C_b=0.0, networks=16384, stats=None, **ens):
+    return config_from_dict({
+        "network": {"input_dim": 4, "widths": widths, "activation": act, "C_W": C_W, "C_b": C_b},
+        "inputs": {"values": INPUTS[:k]},
+        "ensemble": {"networks": networks, "seed": seed, "sampler": sampler, "block_size": 256,
+                     "jackknife_bins": 32, **ens},
+        "output": {"statistics": stats or ["metric", "vertex", "six_point"]}})
+
+
+# --- the pieces ---------------------------------------------------------------------------
+def _gof_pvalue(draws, pmf, support):
+    counts = np.array([np.sum(draws == v) for v in support])
+    expected = pmf(support) * draws.size
+    keep = expected > 20
+    rest_obs = draws.size - counts[keep].sum()
+    rest_exp = draws.size - expected[keep].sum()
+    obs = np.append(counts[keep], rest_obs)
+    exp = np.append(expected[keep], rest_exp)
+    if rest_exp < 5:
+        obs, exp = obs[:-1], exp[:-1] * obs[:-1].sum() / exp[:-1].sum()
+    return stats.chisquare(obs, exp).pvalue
+
+
+@pytest.mark.parametrize("n", [1, 4, 33, 128, 129, 300, 5000, 1_000_000])
+def test_binomial_half_against_scipy(n):
+    from mcsim.kernels import reduced, rng
+    draws = np.empty(100_000)
+    reduced.draw_binomial_half(rng.seed_key(n), 3, n, draws)
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0 and draws.max() <= n
+    lo, hi = int(stats.binom.ppf(1e-7, n, 0.5)), int(stats.binom.isf(1e-7, n, 0.5))
+    support = np.arange(lo, hi + 1)
+    assert _gof_pvalue(draws, lambda v: stats.binom.pmf(v, n, 0.5), support) > 1e-4
+
+
+@pytest.mark.parametrize("dof", [0, 1, 2, 3, 7, 64, 10_000])
+def test_chi2_against_scipy(dof):
+    from mcsim.kernels import reduced, rng
+    draws = np.empty(50_000)
+    reduced.draw_chi2(rng.seed_key(100 + dof), 5, dof, draws)
+    if dof == 0:
+        assert np.all(draws == 0.0)
+        return
+    assert stats.kstest(draws, "chi2", args=(dof,)).pvalue > 1e-4
+
+
+# --- against markov -----------------------------------------------------------------------
+AGREE = {
+    "relu-4": dict(widths=[4, 4, 4, 3], act="relu", k=1, C_b=0.0),
+    "relu-mixed": dict(widths=[5, 200, 9, 2], act="relu", k=1, C_W=[2.0, 1.5, 2.5, 1.0], C_b=[0.1, 0.0, 0.3, 0.2]),
+    "leaky-4": dict(widths=[4, 4, 4], act={"name": "leaky_relu", "slope": -0.3}, k=1, C_b=0.2),
+    "leaky-wide": dict(widths=[150, 6, 3], act={"name": "leaky_relu", "slope": 0.2}, k=1, C_b=0.0),
+    "perceptron": dict(widths=[4, 7, 3, 2], act="perceptron", k=1, C_W=1.0, C_b=0.0),
+    "linear-k1": dict(widths=[4, 9, 2], act="linear", k=1, C_W=1.0, C_b=0.3),
+    "linear-k3": dict(widths=[4, 2, 6, 3], act="linear", k=3, C_W=[1.0, 1.2, 0.8, 1.0], C_b=[0.0, 0.1, 0.2, 0.0]),
+    "linear-k3-wide": dict(widths=[40, 4, 3], act="linear", k=3, C_W=1.0, C_b=0.0),
+}
+EXPECTED = {"relu-4": "chi2", "relu-mixed": "chi2", "leaky-4": "chi2", "leaky-wide": "chi2",
+            "perceptron": "chi2", "linear-k1": "chi2", "linear-k3": "wishart",
+            "linear-k3-wide": "wishart"}
+
+
+def _run(case, sampler, seed):
+    c = dict(AGREE[case])
+    return mcsim.simulate(cfg_of(c.pop("widths"), c.pop("act"), c.pop("k"), sampler, seed, **c),
+                          progress="off")
+
+
+@pytest.mark.parametrize("case", list(AGREE))
+def test_every_statistic_agrees_with_markov(case):
+    c = AGREE[case]
+    assert cfg_of(c["widths"], c["act"], c["k"], "auto").ensemble.sampler == EXPECTED[case]
+    a, b = _run(case, "markov", 101), _run(case, "auto", 202)
+    assert b.config.ensemble.sampler == EXPECTED[case]
+    for l in a.layers[1:]:
+        for name in ("metric", "vertex", "six_point", "kurtosis"):
+            x, y = getattr(a.layer(l), name), getattr(b.layer(l), name)
+            err = np.sqrt(x.stderr ** 2 + y.stderr ** 2)
+            assert np.all(err > 0), (name, l)
+            z = np.abs(x.mean - y.mean) / err
+            assert z.max() < 5, (case, l, name, z.max())
+
+
+@pytest.mark.parametrize("act, per_width", [("relu", 5.0), ("linear", 2.0)])
+def test_fourth_moment_ratio_is_exact(act, per_width):
+    """E[z^4] / E[z^2]^2 = 3 + kurtosis = 3 prod_{l' < l} (1 + c / n_l') with C_b = 0
+    (c = 5 for ReLU, 2 for linear), exactly at any width."""
+    widths = [4, 6, 3, 5, 2]
+    cfg = cfg_of(widths, act, 1, "auto", seed=9, C_W=1.7, networks=1 << 18,
+                 stats=["metric", "vertex"])
+    assert cfg.ensemble.sampler == "chi2"
+    res = mcsim.simulate(cfg, progress="off")
+    for l in res.layers[1:]:
+        exact = 3 * np.prod([1 + per_width / n for n in widths[:l - 1]])
+        est = res.layer(l).kurtosis
+        z = abs(3 + est.mean[0] - exact) / est.stderr[0]
+        assert z < 5, (act, l, 3 + est.mean[0], exact, z)
+
+
+# --- choice, keying, resume ---------------------------------------------------------------
+def test_auto_choice_and_explicit_samplers():
+    assert cfg_of([4, 4], "tanh", 1, "auto").ensemble.sampler == "markov"
+    assert cfg_of([4, 4], "relu", 2, "auto").ensemble.sampler == "markov"
+    assert cfg_of([4, 4], "relu", 1, "auto", weights="uniform").ensemble.sampler == "dense"
+    assert cfg_of([4, 4], "relu", 1, "markov").ensemble.sampler == "markov"
+    assert cfg_of([4, 4], "relu", 1, "markov").ensemble.auto is False
+    assert cfg_of([4, 4], "relu", 1, "auto").ensemble.auto is True
+    with pytest.raises(ConfigError, match="ensemble.sampler"):
+        cfg_of([4, 4], "relu", 2, "chi2")
+    with pytest.raises(ConfigError, match="ensemble.sampler"):
+        cfg_of([4, 4], "tanh", 2, "wishart")
+    # the stored configuration names the backend that ran, never "auto"
+    assert cfg_of([4, 4], "linear", 2, "auto").to_dict()["ensemble"]["sampler"] == "wishart"
+    # default (no sampler key) is auto
+    raw = cfg_of([4, 4], "relu", 1, "auto").to_dict()
+    del raw["ensemble"]["sampler"]
+    assert config_from_dict(raw).ensemble.sampler == "chi2"
+
+
+@pytest.mark.parametrize("act, k", [("relu", 1), ("leaky_relu", 1), ("linear", 3)])
+def test_numbers_depend_only_on_block_and_network(act, k):
+    from mcsim.kernels.jit import set_threads
+    from mcsim.samplers import make_sampler
+    cfg = cfg_of([300, 5, 4], act, k, "auto")
+    s = make_sampler(cfg, ("gram",))
+    m = k * (k + 1) // 2
+    whole = np.empty((4, 256, 2, m))
+    s.sample(3, 4, whole)
+    parts = np.empty((4, 256, 2, m))
+    set_threads(1)
+    try:
+        s.sample(3, 1, parts[:1])
+        s.sample(4, 3, parts[1:])
+    finally:
+        set_threads(None)
+    assert np.array_equal(whole, parts)
+    assert np.all(np.isfinite(whole)) and len(np.unique(whole[:, :, 0, 0])) > 500
+
+
+def test_auto_resumes_a_file_with_its_own_sampler(tmp_path):
+    path = tmp_path / "run.h5"
+    part = cfg_of([4, 5, 3], "relu", 1, "markov", networks=1024)
+    mcsim.simulate(part, output=path, progress="off")
+    full_auto = cfg_of([4, 5, 3], "relu", 1, "auto", networks=2048)
+    assert full_auto.ensemble.sampler == "chi2"
+    resumed = mcsim.simulate(full_auto, output=path, progress="off")
+    assert resumed.config.ensemble.sampler == "markov"
+    ref = mcsim.simulate(cfg_of([4, 5, 3], "relu", 1, "markov", networks=2048), progress="off")
+    for l in ref.layers:
+        assert np.array_equal(ref.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
+    # an explicit other sampler is refused (the file is unchanged)
+    with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
+        mcsim.simulate(cfg_of([4, 5, 3], "relu", 1, "chi2", networks=4096), output=path, progress="off")
