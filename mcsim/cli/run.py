@@ -31,7 +31,7 @@ def seed(text: str) -> int:
 
 
 def add_commands(sub) -> None:
-    from ..samplers import SAMPLERS
+    from ..samplers import AUTO, SAMPLERS
     from ..stats.statistics import STATISTICS
     r = sub.add_parser("run", help="sample an ensemble and write its statistics to HDF5",
                        description="Sample the ensemble described by CONFIG (TOML) and write the "
@@ -47,7 +47,8 @@ def add_commands(sub) -> None:
     r.add_argument("-o", "--output", help="output HDF5 file (overrides output.path)")
     r.add_argument("--networks", type=positive_int, help="number of networks (overrides ensemble.networks)")
     r.add_argument("--seed", type=seed, help="root seed (overrides ensemble.seed)")
-    r.add_argument("--sampler", choices=tuple(SAMPLERS), help="overrides ensemble.sampler")
+    r.add_argument("--sampler", choices=(AUTO,) + tuple(SAMPLERS),
+                   help="overrides ensemble.sampler (auto: the exact reduced samplers where they apply)")
     r.add_argument("--threads", type=positive_int, help="Numba threads per process (default: all cores, or NUMBA_NUM_THREADS)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output file instead of resuming it")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines, only errors")
