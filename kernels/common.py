@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline
+from .reduce import dot, sub_dot_seq
 
 __all__ = ["MAX_CHUNKS", "chunk_range", "check_sampler_shapes", "psd_cholesky", "input_metric",
            "metric_from_activations", "PIVOT_RTOL"]
@@ -58,15 +59,10 @@ def psd_cholesky(G, C):
             continue
         for t in range(j):
             if C[t, t] > 0.0:
-                acc = G[j, t]
-                for s in range(t):
-                    acc -= C[j, s] * C[t, s]
-                C[j, t] = acc / C[t, t]
+                C[j, t] = sub_dot_seq(G[j, t], C[j], C[t], t) / C[t, t]
             else:
                 C[j, t] = 0.0
-        d = G[j, j]
-        for s in range(j):
-            d -= C[j, s] * C[j, s]
+        d = sub_dot_seq(G[j, j], C[j], C[j], j)
         C[j, j] = np.sqrt(d) if d > tol else 0.0
         for c in range(j + 1, k):
             C[j, c] = 0.0
@@ -78,10 +74,7 @@ def input_metric(inputs, C_W1, C_b1, G):
     k, n0 = inputs.shape
     for a in range(k):
         for b in range(a, k):
-            acc = 0.0
-            for j in range(n0):
-                acc += inputs[a, j] * inputs[b, j]
-            G[a, b] = C_b1 + C_W1 / n0 * acc
+            G[a, b] = C_b1 + C_W1 / n0 * dot(inputs[a], inputs[b])
             G[b, a] = G[a, b]
 
 
@@ -90,16 +83,15 @@ def metric_from_activations(s, n, C_W, C_b, G, out):
     """Ghat = C_b + C_W / n * s_a . s_b from s = (k, >= n) rows of sigma(z), first n used.
 
     Writes the full symmetric G (k, k) and its upper triangle in pair order to out (m,).
+    Every sum here and in ``input_metric`` / ``psd_cholesky`` runs in the fixed order of
+    ``kernels.reduce``: the same bits on AVX2 and AVX-512 nodes.
     """
     k = s.shape[0]
     scale = C_W / n
     p = 0
     for a in range(k):
         for b in range(a, k):
-            acc = 0.0
-            for i in range(n):  # reduction: vectorised under the `reassoc` flag
-                acc += s[a, i] * s[b, i]
-            g = C_b + scale * acc
+            g = C_b + scale * dot(s[a, :n], s[b, :n])   # fixed order (kernels/reduce.py)
             G[a, b] = g
             G[b, a] = g
             out[p] = g

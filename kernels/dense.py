@@ -26,6 +26,7 @@ import numpy as np
 from .activations import activate
 from .jit import kernel, parallel_kernel
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
+from .reduce import dot
 from .rng import fill_normals, fill_signs, fill_uniforms
 
 __all__ = ["sample_dense", "GAUSSIAN", "UNIFORM", "RADEMACHER", "WEIGHT_CODES"]
@@ -81,11 +82,8 @@ def _dense_network(key, block, network, inputs, widths, C_W, C_b, act_code, act_
             else:
                 fill_normals(key, block, network, position, wr)
             position += row_ctr
-            for a in range(k):
-                acc = 0.0
-                for j in range(n_in):       # reduction: vectorised under `reassoc`
-                    acc += wr[j] * h[a, j]
-                z[a, i] += scale * acc
+            for a in range(k):              # fixed-order sum (kernels/reduce.py)
+                z[a, i] += scale * dot(wr, h[a, :n_in])
         for a in range(k):
             # row slices z[a, :n] keep the C layout (z[:, :n][a] would be 'A')
             activate(act_code, act_param, z[a, :n], h[a, :n])

@@ -6,7 +6,12 @@ Every ``@njit`` function in ``mcsim.kernels`` is decorated with one of
 - ``parallel_kernel`` the same with ``parallel=True`` (for ``numba.prange`` loops);
 - ``inline``          small scalar helpers, inlined into their callers at Numba-IR level
                       (``inline='always'``) so that a caller's loop body is one straight-line
-                      block that LLVM can vectorise.
+                      block that LLVM can vectorise;
+- ``ordered``         reductions whose summation order must not depend on the target
+                      (``kernels/reduce.py``): the flags below without ``reassoc``, compiled
+                      as functions of their own (not Numba-inlined), so that the order
+                      survives LLVM inlining them into ``reassoc`` kernels (LLVM's fast-math
+                      flags belong to each instruction).
 
 Fast-math flags (LLVM per-instruction flags, see ``FASTMATH``):
 
@@ -46,6 +51,8 @@ __all__ = [
     "kernel",
     "parallel_kernel",
     "inline",
+    "ordered",
+    "ORDERED_FASTMATH",
     "set_threads",
     "get_threads",
     "threading_layer",
@@ -54,6 +61,9 @@ __all__ = [
 
 #: LLVM fast-math flags used by every kernel (no ``nnan`` / ``ninf``: NaN and inf stay exact).
 FASTMATH = frozenset({"contract", "arcp", "afn", "reassoc", "nsz"})
+
+#: flags of ``ordered`` functions: no ``reassoc``, so sums keep the order written
+ORDERED_FASTMATH = FASTMATH - {"reassoc"}
 
 _COMMON = dict(fastmath=set(FASTMATH), nogil=True, error_model="numpy")
 
@@ -118,6 +128,10 @@ parallel_kernel = _decorator(cache=True, parallel=True, **_COMMON)
 #: Small scalar helper, inlined into the caller's Numba IR (``inline='always'``); it is
 #: compiled into each caller, so it needs no cache entry of its own.
 inline = _decorator(inline="always", **_COMMON)
+
+#: Fixed-order reduction (``kernels/reduce.py``): not reassociated, not Numba-inlined; it is
+#: compiled into each caller (no cache entry of its own), like ``inline``.
+ordered = _decorator(fastmath=set(ORDERED_FASTMATH), nogil=True, error_model="numpy")
 
 
 def set_threads(n: int | None) -> int:

@@ -21,7 +21,9 @@ n = na + nb:
            + (1/n) [delta_p (na M2b_qr - nb M2a_qr) + delta_q (na M2b_pr - nb M2a_pr)
                     + delta_r (na M2b_pq - nb M2a_pq)]
 
-All summation orders are fixed, so results are bitwise reproducible.
+All summation orders are fixed (the sums over a block's networks in the order of
+``kernels.reduce``, independent of the vector width), so results are bitwise reproducible
+on every x86-64 node with FMA.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from numba import types
 from numba.extending import overload
 
 from .jit import inline, kernel
+from .reduce import dot, dot3, total
 
 __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 
@@ -72,18 +75,13 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
         D = np.empty((m, N))
         for p in range(m):
             c = columns[p]
-            acc = 0.0
-            for j in range(N):
-                acc += samples[i, j, s, c]
-            mu = acc / N
+            mu = total(samples[i, :, s, c]) / N
             mean_out[i, r, p] = mu
             for j in range(N):
                 D[p, j] = samples[i, j, s, c] - mu
         for p in range(m):
             for q in range(p, m):
-                acc = 0.0
-                for j in range(N):
-                    acc += D[p, j] * D[q, j]
+                acc = dot(D[p], D[q])
                 m2_out[i, r, p, q] = acc
                 m2_out[i, r, q, p] = acc
         if order >= 3:
@@ -91,10 +89,7 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
                 p = triples[t, 0]
                 q = triples[t, 1]
                 u = triples[t, 2]
-                acc = 0.0
-                for j in range(N):
-                    acc += D[p, j] * D[q, j] * D[u, j]
-                m3_out[i, r, t] = acc
+                m3_out[i, r, t] = dot3(D[p], D[q], D[u])
 
 
 def _count_at(count, s):

@@ -54,6 +54,7 @@ from .activations import LEAKY_RELU, LINEAR, PERCEPTRON, RELU
 from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
                      psd_cholesky)
 from .jit import inline, kernel, parallel_kernel
+from .reduce import dot_seq
 from .rng import normals_at, uniforms_at, words_at
 
 __all__ = ["sample_chi2", "sample_wishart", "CHI2_ACTIVATIONS", "draw_binomial_half",
@@ -286,18 +287,12 @@ def _wishart_network(key, block, network, G1, widths, C_W, C_b, G, C, A, T, st, 
                     A[a, i] = _normal(key, block, network, st)
         for a in range(k):                 # T = C A (k, r); C is lower triangular
             for j in range(r):
-                acc = 0.0
-                for b in range(a + 1):
-                    acc += C[a, b] * A[b, j]
-                T[a, j] = acc
+                T[a, j] = dot_seq(C[a], A[:, j], a + 1)
         scale = C_W[l + 1] / n
         p = 0
         for a in range(k):
             for b in range(a, k):
-                acc = 0.0
-                for j in range(r):
-                    acc += T[a, j] * T[b, j]
-                g = C_b[l + 1] + scale * acc
+                g = C_b[l + 1] + scale * dot_seq(T[a], T[b], r)
                 G[a, b] = g
                 G[b, a] = g
                 out[l, p] = g

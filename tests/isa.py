@@ -16,6 +16,27 @@ HASWELL_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+f
                     "+xsave,-avx512f,-avx512dq,-avx512bw,-avx512vl,-avx512cd")
 
 
+#: an AVX-512 target (Skylake-SP features); run it only where the host has AVX-512
+AVX512_FEATURES = HASWELL_FEATURES.replace(
+    "-avx512f,-avx512dq,-avx512bw,-avx512vl,-avx512cd", "+avx512f,+avx512dq,+avx512bw,+avx512vl,+avx512cd")
+
+
+def host_has_avx512() -> bool:
+    """Whether this machine runs AVX-512F code (LLVM's view of the host)."""
+    import llvmlite.binding as llvm
+    feats = llvm.get_host_cpu_features()
+    return bool(feats.get("avx512f", False))
+
+
+def host_env(cache_dir) -> dict:
+    """Numba's default target: this machine's CPU name and all its features."""
+    env = dict(os.environ)
+    env.pop("NUMBA_CPU_NAME", None)
+    env.pop("NUMBA_CPU_FEATURES", None)
+    env.update(NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS="1")
+    return env
+
+
 def target_env(cpu_name: str, features: str, cache_dir) -> dict:
     env = dict(os.environ)
     env.update(NUMBA_CPU_NAME=cpu_name, NUMBA_CPU_FEATURES=features,

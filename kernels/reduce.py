@@ -1,0 +1,108 @@
+"""Sums in a fixed order, the same on every x86-64 node (AVX2 or AVX-512) and every build.
+
+Under the ``reassoc`` flag LLVM vectorises a reduction ``acc += x[i] * y[i]`` with as many
+partial sums as the target's vector width times its interleave count, so AVX2 and AVX-512
+builds (or two CPU names with other cost models) round differently in the last bits. The
+functions here are compiled with ``jit.ordered`` (the kernels' fast-math flags without
+``reassoc``): LLVM keeps the order written below whatever it vectorises, and LLVM's per-
+instruction flags keep that order when it inlines them into a ``reassoc`` kernel.
+
+Order of ``dot(x, y)`` over n = len(x) terms (``total`` and ``dot3`` alike): LANES = 8
+partial sums, s_j = sum over i = j mod 8, i < 8 floor(n / 8), each in increasing i (each
+term fused into its sum: fma(x_i, y_i, s_j) where the target has FMA, as every x86-64-v3
+node has); then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); then the remaining
+terms in increasing i. ``dot_seq(acc, x, y)`` is the plain sequential acc - sum x_i y_i
+(small loops: Cholesky, k x k products).
+
+The bitwise promise covers targets with FMA (Haswell and later, x86-64-v3 and up): a build
+without FMA rounds every product separately.
+"""
+
+from __future__ import annotations
+
+from .jit import ordered
+
+__all__ = ["LANES", "dot", "dot3", "total", "sub_dot_seq", "dot_seq"]
+
+#: number of partial sums of ``dot``, ``dot3`` and ``total`` (fixed: not the vector width)
+LANES = 8
+
+
+@ordered
+def dot(x, y):
+    """sum_i x[i] y[i] over len(x) terms (y at least as long), in the order above."""
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+        s4 += x[i + 4] * y[i + 4]
+        s5 += x[i + 5] * y[i + 5]
+        s6 += x[i + 6] * y[i + 6]
+        s7 += x[i + 7] * y[i + 7]
+    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for i in range(full, n):
+        acc += x[i] * y[i]
+    return acc
+
+
+@ordered
+def dot3(x, y, z):
+    """sum_i (x[i] y[i]) z[i] over len(x) terms, in the order above."""
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        s0 += x[i] * y[i] * z[i]
+        s1 += x[i + 1] * y[i + 1] * z[i + 1]
+        s2 += x[i + 2] * y[i + 2] * z[i + 2]
+        s3 += x[i + 3] * y[i + 3] * z[i + 3]
+        s4 += x[i + 4] * y[i + 4] * z[i + 4]
+        s5 += x[i + 5] * y[i + 5] * z[i + 5]
+        s6 += x[i + 6] * y[i + 6] * z[i + 6]
+        s7 += x[i + 7] * y[i + 7] * z[i + 7]
+    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for i in range(full, n):
+        acc += x[i] * y[i] * z[i]
+    return acc
+
+
+@ordered
+def total(x):
+    """sum_i x[i] over len(x) terms, in the order above."""
+    n = x.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    full = n - n % LANES
+    for i in range(0, full, LANES):
+        s0 += x[i]
+        s1 += x[i + 1]
+        s2 += x[i + 2]
+        s3 += x[i + 3]
+        s4 += x[i + 4]
+        s5 += x[i + 5]
+        s6 += x[i + 6]
+        s7 += x[i + 7]
+    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for i in range(full, n):
+        acc += x[i]
+    return acc
+
+
+@ordered
+def sub_dot_seq(acc, x, y, n):
+    """acc - x[0] y[0] - x[1] y[1] - ... - x[n-1] y[n-1], strictly in that order."""
+    for i in range(n):
+        acc -= x[i] * y[i]
+    return acc
+
+
+@ordered
+def dot_seq(x, y, n):
+    """x[0] y[0] + ... + x[n-1] y[n-1] from 0.0, strictly in that order."""
+    acc = 0.0
+    for i in range(n):
+        acc += x[i] * y[i]
+    return acc

@@ -1,0 +1,40 @@
+"""The same bits on every x86-64 node with FMA (AVX2 or AVX-512).
+
+The golden runs (``golden_runs.py``: markov and dense, k = 1 and 3, second and third
+moments) are recomputed with the kernels compiled for this machine's own CPU (its full
+feature list: AVX-512 where it has it, or an AVX2 CPU other than Haswell, whose cost model
+picks other vector widths and unrolling) and, where the machine has AVX-512, for an explicit
+AVX-512 target; every dataset must equal, bitwise, the hashes pinned with the Haswell (AVX2)
+build in ``golden_hashes.json``. Before the fixed-order sums of ``kernels/reduce.py`` the
+vectorised reductions rounded differently per vector width.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PINNED = HERE / "golden_hashes.json"
+ROOT = HERE.parent
+
+sys.path.insert(0, str(HERE))
+from isa import AVX512_FEATURES, host_env, host_has_avx512, target_env  # noqa: E402
+
+TARGETS = ["host"] + (["skylake-avx512"] if host_has_avx512() else [])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_golden_runs_bitwise_equal_to_the_haswell_build(target, tmp_path):
+    cache = ROOT / ".venv" / f"numba-cache-{target}"
+    env = host_env(cache) if target == "host" else target_env(target, AVX512_FEATURES, cache)
+    out = tmp_path / "hashes.json"
+    subprocess.run([sys.executable, str(HERE / "golden_runs.py"), str(out)], env=env,
+                   check=True, timeout=1800)
+    got, pinned = json.loads(out.read_text()), json.loads(PINNED.read_text())
+    differ = [f"{run}: {name}" for run in pinned for name in pinned[run]
+              if got.get(run, {}).get(name) != pinned[run][name]]
+    assert not differ, f"{target} build differs from the Haswell build in:\n" + "\n".join(differ)
