@@ -68,7 +68,7 @@ def test_round_trip_through_toml_text(tmp_path):
     (dict(inputs__values=[[1.0], [1.0, 2.0]]), "inputs.values"),
     (dict(inputs__generate="weird"), "inputs"),
     (dict(ensemble__sampler="gibbs"), "ensemble.sampler"),
-    (dict(ensemble__weights="uniform"), "ensemble.weights"),      # markov + non-Gaussian
+    (dict(ensemble__weights="uniform", ensemble__sampler="markov"), "ensemble.weights"),
     (dict(ensemble__weights="cauchy", ensemble__sampler="dense"), "ensemble.weights"),
     (dict(ensemble__networks=0), "ensemble.networks"),
     (dict(ensemble__networks=1.5), "ensemble.networks"),
