@@ -66,7 +66,7 @@ register_quantity(Quantity(
     description="stochastic metric Ghat^(l)_ab = C_b + C_W/n_{l-1} sum_j sigma_{j;a} sigma_{j;b}, "
                 "packed pairs a <= b (lexicographic)",
     length=lambda cfg: n_pairs(cfg.k),
-    unpack=unpack_matrix))
+    unpack=unpack_matrix, samplers=("markov", "dense", "chi2", "wishart")))
 
 
 @dataclass(frozen=True)
