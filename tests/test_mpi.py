@@ -157,8 +157,10 @@ def test_shares_follow_rank_speed_and_change_no_number(small_config, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert_same_statistics(single, out)
     with h5py.File(out, "r") as f:
-        blocks = list(f.attrs["session_rank_blocks"])
+        blocks = [int(b) for b in f.attrs["session_rank_blocks"]]
         assert sum(blocks) == f.attrs["blocks"] == 5000
         assert 0 < f.attrs["session_rank_efficiency"] <= 1
     # a 5x margin: the slow rank's share is about a fifth of the others'
     assert blocks[1] < min(blocks[0], blocks[2]), blocks
+    proc = run_cli("info", out)
+    assert proc.returncode == 0 and f"blocks per rank {blocks}" in proc.stdout, proc.stdout
