@@ -54,6 +54,11 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
     if "runtime_seconds" in attrs and not prediction:
         lines.append(f"runtime     {float(attrs['runtime_seconds']):.1f} s, "
                      f"{float(attrs.get('networks_per_second', 0)):,.0f} networks/s")
+        shares = attrs.get("session_rank_blocks")
+        if shares is not None and len(shares) > 1:
+            lines.append(f"ranks       {len(shares)}, blocks per rank {[int(b) for b in shares]} "
+                         f"(last session), busy {100 * float(attrs['session_rank_efficiency']):.0f}% "
+                         "of their wall time")
     for l in result.layers:
         if layers and l not in layers:
             continue

@@ -1,11 +1,16 @@
 """The simulation driver: blocks, rounds, checkpoints, signals, resume.
 
 Work is cut into blocks of `ensemble.block_size` networks; block b's random numbers are keyed
-by (root seed, b) only. The driver runs in *rounds*: the root picks how many blocks each rank
-computes (adapted so a round takes about a second), every rank samples its consecutive
-blocks with the configured sampler backend and reduces each to a moment state, and the root
-gathers the states and merges them in block order. Hence the result is bitwise the same for
-any number of ranks and threads.
+by (root seed, b) only. The driver runs in *rounds*: the root gives each rank a share of
+consecutive blocks, every rank samples its share with the configured sampler backend and
+reduces each block to a moment state, and the root gathers the states and merges them in
+block order. Hence the result is bitwise the same for any number of ranks and threads, and
+for any shares.
+
+Shares follow each rank's measured speed (`schedule.next_shares`): a rank on a slower node,
+or one sharing its core, gets proportionally fewer blocks, so that every rank of a round
+finishes at about the same time (the round lasts about ROUND_SECONDS) and nobody waits long
+for a straggler; a rank that slows down mid-run gets less from the next round on.
 
 The root checkpoints the output file every `output.checkpoint_interval` seconds (atomic
 rename), and at once on SIGTERM / SIGINT / SIGUSR1, after which `simulate` raises
@@ -32,6 +37,7 @@ from ..storage.reader import read_run
 from ..config.compat import check_compatible, check_layout
 from .parallel import get_comm
 from .progress import Progress
+from .schedule import RankTimes, next_shares, simulated_slowdown
 from .signals import StopFlag
 from .target import target_attrs, target_check
 from .warmup import warm_up
@@ -55,6 +61,7 @@ class RunState:
     up_to_date: bool = False                # the existing file is complete: nothing to do
     stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
+    rank_times: object = None               # schedule.RankTimes of this session (root)
 
 
 class BlockWorker:
@@ -130,39 +137,44 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     last_target_check = time.monotonic()
     if reached is not None and reached(state.acc):
         total = state.acc.blocks            # met already (resumed file): nothing to sample
-    next_block, per_rank = start_block, 1
+    next_block, shares = start_block, [1] * comm.size
     last_checkpoint = session_start = time.monotonic()
     interval = cfg.output.checkpoint_interval
+    round_seconds = min(ROUND_SECONDS, interval / 2)
     stop_signal = None
     timing = state.timing if comm.is_root else {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0}
     timing["compile"] = compile_seconds
+    ranks = RankTimes(comm.size)                 # the root's record of every rank's work
+    slowdown = simulated_slowdown(comm.rank)
+    if comm.is_root:
+        state.rank_times = ranks
     with StopFlag() as flag:
         while True:
             t_reduce = time.monotonic()
-            plan = comm.bcast((per_rank, stop_signal, total) if comm.is_root else None)
-            per_rank, stop_signal, total = plan     # total: the root may stop on its target
+            plan = comm.bcast((shares, stop_signal, total) if comm.is_root else None)
+            shares, stop_signal, total = plan       # total: the root may stop on its target
             timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
             if stop_signal or next_block >= total:
                 break
-            first = next_block + comm.rank * per_rank
-            n = max(0, min(per_rank, total - first))
+            first = next_block + sum(shares[:comm.rank])
+            n = max(0, min(shares[comm.rank], total - first))
             t0 = time.monotonic()
             states = worker.run(cfg.ensemble.first_block + first, n) if n else None
+            if slowdown > 1.0 and n:
+                time.sleep((slowdown - 1.0) * (time.monotonic() - t0))   # a slower node, for tests
             dt = time.monotonic() - t0
             timing["sampling"] += dt
             t_reduce_0 = time.monotonic()
             gathered = comm.gather((first, n, states, flag.signame, dt))
-            next_block = min(total, next_block + comm.size * per_rank)
+            next_block = min(total, next_block + sum(shares))
             if comm.is_root:
                 acc = state.acc
                 for g_first, g_n, g_states, g_sig, _ in sorted(gathered, key=lambda g: g[0]):
                     if g_n:
                         acc.add_blocks(cfg.ensemble.first_block + g_first, *g_states)
                     stop_signal = stop_signal or g_sig
-                # adapt the round so that it lasts about ROUND_SECONDS (at most 4x change per round)
-                if n:
-                    target = min(ROUND_SECONDS, interval / 2)
-                    per_rank = int(min(4 * per_rank, max(1, per_rank * target / max(dt, 1e-6))))
+                ranks.record([(g[1], g[4]) for g in gathered], time.monotonic() - t_reduce)
+                shares = next_shares(shares, [(g[1], g[4]) for g in gathered], round_seconds)
                 prog.update(acc.blocks * bs)
                 now = time.monotonic()
                 timing["reduction"] += now - t_reduce_0           # gather (incl. waiting) + merge
@@ -254,6 +266,8 @@ def _finish_attrs(cfg, state: RunState, elapsed: float, complete: bool):
     for name, seconds in state.timing.items():    # this session, root rank
         attrs[f"session_seconds_{name}"] = seconds
     attrs["session_seconds"] = elapsed
+    if state.rank_times is not None:
+        attrs.update(state.rank_times.attrs())
     return estimates, attrs
 
 
