@@ -193,5 +193,9 @@ def collect(sweep_dir, output) -> Summary:
             f.attrs[f"tasks_{status}"] = idx
         f.create_dataset("manifest", data=manifest_table(keys, summary.tasks))
 
-    atomic_write(output, fill)
+    from ..storage.hdf5 import resolve_output
+    from ..storage.lock import OutputLock
+    output = resolve_output(output)
+    with OutputLock(output, "mcsim collect"):
+        atomic_write(output, fill)
     return summary

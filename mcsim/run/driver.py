@@ -27,11 +27,13 @@ from ..samplers import make_sampler
 from ..stats.accumulator import BinnedMoments, accumulator_layout, new_accumulator
 from ..stats.estimators import compute_estimates
 from ..stats.results import Result, build_result
-from ..storage.hdf5 import remove_stale_temporaries, write_run
+from ..storage.hdf5 import remove_stale_temporaries, resolve_output, write_run
+from ..storage.lock import OutputLock
 from ..storage.reader import read_run
 from ..config.compat import check_compatible, check_layout
 from .parallel import get_comm
 from .progress import Progress
+from .sizes import check_run_size
 from .signals import StopFlag
 from .target import target_attrs, target_check
 from .warmup import warm_up
@@ -96,9 +98,28 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     """Sample the ensemble of `cfg`, return the Result (on the root rank; None elsewhere).
 
     output: HDF5 path, or None to keep the result in memory only (the CLI passes
-    cfg.output.path). An existing compatible file is resumed or extended (a complete one is
-    left untouched); an incompatible one raises ResumeError unless force. threads: Numba
-    threads per rank. progress: "bar", "log", "off" or None (auto)."""
+    cfg.output.path). The root rank holds an exclusive lock on the output for the whole run
+    (`storage.lock`): a second writer of the same file is refused (`OutputLocked`). A symbolic
+    link as output is followed. An existing compatible file is resumed or extended (a
+    complete one is left untouched); an incompatible one raises ResumeError unless force.
+    threads: Numba threads per rank. progress: "bar", "log", "off" or None (auto)."""
+    comm = comm or get_comm()
+    if not (comm.is_root and output):
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+    try:
+        output = resolve_output(output)
+        check_run_size(cfg, output)
+        lock = OutputLock(output, "mcsim run").acquire()
+    except Exception as exc:                 # tell the other ranks, then raise here
+        comm.bcast(("error", str(exc)))
+        raise
+    with lock:
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+
+
+def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
+              force: bool = False, comm=None) -> Result | None:
+    """The body of `simulate` (on the root, under the output lock)."""
     comm = comm or get_comm()
     if threads:
         from ..kernels.jit import set_threads

@@ -101,10 +101,25 @@ def _flat_attrs(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def atomic_write(path, fill) -> None:
-    """Create `path` by calling fill(h5py.File) on a temporary file, then rename it over path."""
-    h5py = _h5py()
+def resolve_output(path) -> Path:
+    """The file an output path names: a symbolic link is followed (the target is written,
+    the link stays a link); a directory is refused with a clear message."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        raise ResultFileError(f"{path} is a directory; give the path of an output file inside it "
+                              f"(e.g. {path / 'result.h5'})")
+    return path
+
+
+def atomic_write(path, fill) -> None:
+    """Create `path` by calling fill(h5py.File) on a temporary file, then rename it over path.
+
+    A symbolic link at `path` is followed (its target is replaced). The temporary is removed
+    on every error, whatever was raised."""
+    h5py = _h5py()
+    path = resolve_output(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
@@ -127,6 +142,12 @@ def atomic_write(path, fill) -> None:
             pass
         reason = exc.strerror or str(exc)
         raise ResultFileError(f"cannot write {path}: {reason} (any previous version of the file is unchanged)") from exc
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def remove_stale_temporaries(path) -> list[Path]:

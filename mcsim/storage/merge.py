@@ -15,7 +15,8 @@ from ..errors import ResumeError
 from ..config.compat import first_difference, merge_key
 from ..stats.estimators import compute_estimates
 from ..stats.results import Result, build_result
-from .hdf5 import write_run
+from .hdf5 import resolve_output, write_run
+from .lock import OutputLock
 from .reader import is_complete, read_run
 
 
@@ -29,9 +30,18 @@ def _ranges(run) -> list[dict]:
 
 
 def merge_files(paths, output, force: bool = False) -> Result:
-    output = Path(output)
+    """Merge the runs `paths` into `output`, holding the output's lock (`storage.lock`)."""
+    output = resolve_output(output)
+    with OutputLock(output, "mcsim merge"):
+        return _merge_files(paths, output, force)
+
+
+def _merge_files(paths, output: Path, force: bool) -> Result:
     if output.exists() and not force:
         raise ResumeError(f"{output} exists; use --force to overwrite it")
+    for p in paths:
+        if Path(p).exists() and output.exists() and Path(p).resolve() == output.resolve():
+            raise ResumeError(f"{p} is both an input and the output; write the merge to a new file")
     runs = [read_run(p) for p in paths]
     for run in runs:
         if run.accumulator is None:
