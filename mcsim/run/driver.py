@@ -26,6 +26,7 @@ from ..errors import Interrupted, PeerFailed, ResumeError
 from ..samplers import make_sampler
 from ..stats.accumulator import BinnedMoments, accumulator_layout, new_accumulator
 from ..stats.estimators import compute_estimates
+from ..stats.finite import check_moments, check_samples
 from ..stats.results import Result, build_result
 from ..storage.hdf5 import remove_stale_temporaries, resolve_output, write_run
 from ..storage.lock import OutputLock
@@ -88,13 +89,15 @@ class BlockWorker:
                 self._buffer = np.empty((min(self.chunk, n), self.bs, self.S, self.sampler.width))
             out = self._buffer[:cn]
             self.sampler.sample(first + c0, cn, out)
+            check_samples(out, first + c0, self.sampler.layout)      # inf / NaN: stop, say where
             self.block_moments(out, self.layers, self.columns, self.triples, self.order,
                                mean[c0:c0 + cn], m2[c0:c0 + cn], m3[c0:c0 + cn])
+        check_moments({"mean": mean, "m2": m2, "m3": m3}, first, self.cfg.stochastic_layers)
         return mean, m2, m3
 
 
 def simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
-             force: bool = False, comm=None) -> Result | None:
+             force: bool = False, comm=None, max_memory=None) -> Result | None:
     """Sample the ensemble of `cfg`, return the Result (on the root rank; None elsewhere).
 
     output: HDF5 path, or None to keep the result in memory only (the CLI passes
@@ -102,19 +105,41 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     (`storage.lock`): a second writer of the same file is refused (`OutputLocked`). A symbolic
     link as output is followed. An existing compatible file is resumed or extended (a
     complete one is left untouched); an incompatible one raises ResumeError unless force.
-    threads: Numba threads per rank. progress: "bar", "log", "off" or None (auto)."""
+    threads: Numba threads per rank. progress: "bar", "log", "off" or None (auto).
+    max_memory: the memory limit per process ("64G"; default MCSIM_MAX_MEMORY or 80 % of the
+    machine's memory): a run estimated to need more is refused before allocating
+    (`run.sizes`)."""
     comm = comm or get_comm()
-    if not (comm.is_root and output):
+    if not comm.is_root:
         return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+    lock = None
     try:
-        output = resolve_output(output)
-        check_run_size(cfg, output)
-        lock = OutputLock(output, "mcsim run").acquire()
+        if output:
+            output = resolve_output(output)
+        check_run_size(cfg, output, max_memory=max_memory, threads=threads)   # before allocating
+        if output:
+            lock = OutputLock(output, "mcsim run").acquire()
     except Exception as exc:                 # tell the other ranks, then raise here
         comm.bcast(("error", str(exc)))
         raise
-    with lock:
+    fresh = output is not None and (force or not Path(output).exists())
+    try:
         return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+    except BaseException as exc:
+        if fresh and not isinstance(exc, Interrupted):
+            _remove_if_empty(Path(output))  # a failed new run leaves no 0-network file behind
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.exists() and read_run(path).accumulator.blocks == 0:
+            path.unlink()
+    except Exception:                        # never mask the original error
+        pass
 
 
 def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
