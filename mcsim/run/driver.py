@@ -30,7 +30,7 @@ from ..stats.finite import check_moments, check_samples
 from ..stats.results import Result, build_result
 from ..storage.hdf5 import remove_stale_temporaries, resolve_output, write_run
 from ..storage.lock import OutputLock
-from ..storage.reader import read_run
+from ..storage.reader import is_foreign, read_run
 from ..config.compat import check_compatible, check_layout
 from .parallel import get_comm
 from .progress import Progress
@@ -257,6 +257,10 @@ def _root_setup(cfg, path, force: bool) -> RunState:
             # write the empty file first: an unwritable location fails now, not after the work
             _checkpoint(cfg, path, state, 0.0, complete=False)
         return state
+    if is_foreign(path):
+        raise ResumeError(f"{path} exists and is not an mcsim file (not HDF5, or HDF5 without "
+                          "format = 'mcsim'); it is left unchanged: choose another output path, or "
+                          "--force to overwrite it")
     existing = read_run(path)
     check_compatible(cfg, existing.config, f"existing output {path}")
     if existing.attrs.get("merged"):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,47 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, NumericalOverflow, TooLarge
+from ..limits import format_size, memory_limit, parse_size
 
 log = logging.getLogger("mcsim")
 
-__all__ = ["RunSize", "estimate_run", "check_run_size", "parse_size", "format_size", "memory_limit"]
+__all__ = ["RunSize", "estimate_run", "check_run_size"]
 
 SAMPLE_BUFFER_BYTES = 32 << 20
 DEFAULT_WARN_FILE_SIZE = 1 << 30
-
-
-def parse_size(text) -> int:
-    """'64G', '500M', '1.5T', '123456' (bytes) -> bytes."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtTpP]?)i?[bB]?\s*", str(text))
-    if not m:
-        raise ConfigError(f"not a size: {text!r} (e.g. 64G, 500M)")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
-
-
-def format_size(n: float) -> str:
-    for unit, scale in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return f"{int(n)} bytes"
-
-
-def physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_limit(override=None) -> tuple[int | None, str]:
-    """(bytes, where the limit comes from)."""
-    if override:
-        return parse_size(override), "--max-memory"
-    env = os.environ.get("MCSIM_MAX_MEMORY")
-    if env:
-        return parse_size(env), "MCSIM_MAX_MEMORY"
-    phys = physical_memory()
-    return (int(0.8 * phys), "80% of this machine's memory") if phys else (None, "")
 
 
 @dataclass
@@ -116,7 +82,7 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
 def check_run_size(cfg, output=None, max_memory=None, threads: int | None = None) -> RunSize:
     """Refuse (TooLarge / ConfigError / NumericalOverflow) what would fail later; warn about
     surprising sizes. Returns the estimate."""
-    _check_blocks(cfg)
+    _check_blocks(cfg, warn=False)
     _check_first_layer(cfg)
     size = estimate_run(cfg, threads)
     limit, source = memory_limit(max_memory)
@@ -141,10 +107,11 @@ def check_run_size(cfg, output=None, max_memory=None, threads: int | None = None
         if size.file > warn:
             log.warning("the output file %s will be about %s (mostly the accumulator and the "
                         "unpacked estimates of %d inputs)", output, format_size(size.file), cfg.k)
+    _check_blocks(cfg, warn=True)
     return size
 
 
-def _check_blocks(cfg) -> None:
+def _check_blocks(cfg, warn: bool) -> None:
     blocks, bins, bs = cfg.ensemble.blocks, cfg.ensemble.jackknife_bins, cfg.ensemble.block_size
     if blocks < 2:
         raise ConfigError(
@@ -152,7 +119,7 @@ def _check_blocks(cfg) -> None:
             f"ensemble.block_size = {bs}, and error bars need at least 2 blocks (one per jackknife "
             f"bin). Use a smaller block_size (e.g. {max(1, cfg.ensemble.networks // bins)} for "
             f"{bins} bins) or more networks")
-    if blocks < bins:
+    if blocks < bins and warn:
         log.warning("only %d blocks for %d jackknife bins: the error bars come from %d groups "
                     "(set ensemble.block_size to at most %d to fill every bin)", blocks, bins,
                     blocks, max(1, cfg.ensemble.networks // bins))

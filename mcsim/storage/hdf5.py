@@ -108,8 +108,9 @@ def resolve_output(path) -> Path:
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     if path.is_dir():
-        raise ResultFileError(f"{path} is a directory; give the path of an output file inside it "
-                              f"(e.g. {path / 'result.h5'})")
+        from ..errors import ConfigError
+        raise ConfigError(f"output: {path} is a directory; give the path of an output file inside "
+                          f"it (e.g. {path / 'result.h5'})")
     return path
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import ResumeError
+from ..errors import ResultFileError, ResumeError
 from ..config.compat import first_difference, merge_key
 from ..stats.estimators import compute_estimates
 from ..stats.results import Result, build_result
@@ -24,7 +24,18 @@ def _ranges(run) -> list[dict]:
     """Provenance: the (seed, first_block, blocks) ranges a file holds."""
     stored = run.attrs.get("block_ranges")
     if stored:
-        return json.loads(stored)
+        try:
+            ranges = json.loads(stored)
+            ok = isinstance(ranges, list) and ranges and all(
+                isinstance(r, dict) and all(isinstance(r.get(key), int) and not isinstance(r.get(key), bool)
+                                            and r[key] >= 0 for key in ("seed", "first_block", "blocks"))
+                for r in ranges)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ResultFileError(f"{run.path}: attribute block_ranges is not a list of "
+                                  "{seed, first_block, blocks} (damaged file)")
+        return ranges
     acc = run.accumulator
     return [{"seed": run.config.ensemble.seed, "first_block": acc.first_block, "blocks": acc.blocks}]
 
