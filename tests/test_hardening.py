@@ -396,3 +396,43 @@ def test_documented_exit_codes_are_the_table():
     text = open(readme, encoding="utf-8").read()
     for code in (status.EXIT_OK, status.EXIT_FAILURE, status.EXIT_USAGE, status.EXIT_INTERRUPTED):
         assert f"| {code} " in text or f"`{code}`" in text
+
+
+def test_collect_uses_the_one_reader_and_locks_its_output(tmp_path, capsys):
+    """format_version = 99, a non-numeric count or string data make a task "failed", never
+    "complete"; a locked output is refused (exit 2)."""
+    from mcsim.storage.lock import OutputLock
+    from tests.test_sweep import PRODUCT, fake_result, make_sweep
+    d = tmp_path / "sw"
+    assert main(["sweep", str(make_sweep(tmp_path, PRODUCT)), "-d", str(d)]) == 0
+    for i in range(6):
+        fake_result(d / f"tasks/{i}/result.h5", complete=True)
+    _set_attr(d / "tasks/1/result.h5", "format_version", 99)
+    _set_attr(d / "tasks/2/result.h5", "networks", "many")
+    _replace(d / "tasks/3/result.h5", "layers/2/metric", np.array([b"x"]))
+    _replace(d / "tasks/4/result.h5", "layers/2/metric", None, shape=(2**40, 2**20), dtype="f8", chunks=(1, 8))
+    out = tmp_path / "sweep.h5"
+    assert main(["collect", str(d), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "2 complete, 4 failed" in captured.out, captured
+    assert "Traceback" not in captured.err
+    with h5py.File(out) as f:
+        assert list(f.attrs["tasks_failed"]) == [1, 2, 3, 4]
+    with OutputLock(out, "someone else"):
+        assert main(["collect", str(d), "-o", str(out)]) == 2
+    assert "in use by" in capsys.readouterr().err
+
+
+def test_accumulator_with_nan_is_never_resumed_or_merged(good, tmp_path, capsys):
+    d, cfg_path = good
+    f = tmp_path / "a.h5"
+    shutil.copy(d / "a.h5", f)
+    _nan_in_accumulator(f)
+    assert main(["run", str(cfg_path), "-o", str(f), "--networks", "2048", "-q"]) == 1
+    assert "inf or NaN" in capsys.readouterr().err
+    from mcsim.storage.hdf5 import check_finite_result
+    from mcsim.storage.reader import read_run
+    acc = read_run(d / "a.h5").accumulator
+    acc.m3[0, 0, 0] = np.inf
+    with pytest.raises(NumericalOverflow):
+        check_finite_result(acc, {}, "x.h5")

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ResultFileError
-from ..storage.reader import check_run_attrs, is_complete, open_file, read_config
+from ..storage.reader import check_run_attrs, is_complete, open_file, read_layers
 from .sweep import EXIT_STATUS_NAME, SweepError, read_manifest
 
 STATUSES = ("complete", "partial", "failed", "missing")
@@ -86,11 +86,12 @@ def inspect_task(sweep_dir: Path, entry: dict) -> TaskInfo:
             if attrs.get("kind") != "measurement":
                 info.status, info.reason = "failed", "not an mcsim measurement file"
                 return info
-            check_run_attrs(attrs, path)
-            read_config(attrs, path)            # validated; a damaged config is a failed task
+            check_run_attrs(attrs, path)        # validated: counts, flags, texts
             info.networks = int(attrs.get("networks", 0))
             info.complete = is_complete(attrs)
             has_layers = "layers" in f and len(f["layers"]) > 0
+            if has_layers:
+                read_layers(f["layers"], where=str(path))   # numbers of sane sizes, or "failed"
     except ResultFileError as exc:
         info.status, info.reason = "failed", f"unreadable result file ({exc})"
         return info

@@ -213,9 +213,28 @@ def write_header(f, cfg, kind: str, attrs: dict) -> None:
                    units="input units (x enters layer 1 as C_W x.x / n_0)")
 
 
+def check_finite_result(acc, estimates: dict, path) -> None:
+    """The last guard before writing: no inf / NaN in the accumulator, no inf in an estimate
+    (NaN marks an undefined estimate: too few networks or bins, or 0/0)."""
+    from ..errors import NumericalOverflow
+    from ..stats.finite import nonfinite_entries
+    bad = nonfinite_entries(acc.arrays())
+    if bad:
+        raise NumericalOverflow(f"{bad} entries of the moment state are inf or NaN (numerical "
+                                f"overflow); {path} is not written")
+    for l, stats in estimates.items():
+        for name, value in stats.items():
+            for arr in (value if isinstance(value, tuple) else (value,)):
+                if arr is not None and np.isinf(arr).any():
+                    raise NumericalOverflow(f"the {name} estimate of layer {l} is infinite (numerical "
+                                            f"overflow); {path} is not written")
+
+
 def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
-    """A measurement: header, per-layer estimates and the raw accumulator state."""
+    """A measurement: header, per-layer estimates and the raw accumulator state. Refuses
+    (NumericalOverflow) to write a non-finite state or an infinite estimate."""
     layout = acc.layout
+    check_finite_result(acc, estimates, path)
 
     def fill(f):
         write_header(f, cfg, "measurement", attrs)
