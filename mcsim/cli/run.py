@@ -52,6 +52,9 @@ def add_commands(sub) -> None:
     r.add_argument("--force", action="store_true", help="overwrite an existing output file instead of resuming it")
     r.add_argument("--max-memory", metavar="SIZE", help="refuse a run estimated to need more memory per "
                    "process than SIZE (e.g. 64G; default MCSIM_MAX_MEMORY or 80%% of this machine's memory)")
+    r.add_argument("--watchdog", type=float, metavar="SECONDS",
+                   help="MPI: abort the job when no round of blocks completes for max(SECONDS, 20x "
+                   "the longest round), e.g. a rank was stopped (default: off, or MCSIM_WATCHDOG)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines, only errors")
     r.add_argument("--progress", choices=("bar", "log", "off"), help="progress style (default: bar on a terminal, log lines otherwise)")
     r.set_defaults(func=cmd_run)
@@ -120,7 +123,8 @@ def cmd_run(args) -> int:
     progress = "off" if args.quiet else args.progress
     try:
         result = simulate(cfg, output=cfg.output.path, threads=args.threads, progress=progress,
-                          force=args.force, comm=comm, max_memory=args.max_memory)
+                          force=args.force, comm=comm, max_memory=args.max_memory,
+                          watchdog=args.watchdog)
     except McsimError as exc:
         if isinstance(exc, PeerFailed) or (isinstance(exc, Interrupted) and not comm.is_root):
             return exit_status(exc)             # the root reports it

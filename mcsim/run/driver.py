@@ -37,6 +37,7 @@ from .progress import Progress
 from .sizes import check_run_size
 from .signals import StopFlag
 from .target import target_attrs, target_check
+from .watchdog import Watchdog, watchdog_seconds
 from .warmup import warm_up
 
 log = logging.getLogger("mcsim")
@@ -97,7 +98,7 @@ class BlockWorker:
 
 
 def simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
-             force: bool = False, comm=None, max_memory=None) -> Result | None:
+             force: bool = False, comm=None, max_memory=None, watchdog=None) -> Result | None:
     """Sample the ensemble of `cfg`, return the Result (on the root rank; None elsewhere).
 
     output: HDF5 path, or None to keep the result in memory only (the CLI passes
@@ -108,10 +109,21 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     threads: Numba threads per rank. progress: "bar", "log", "off" or None (auto).
     max_memory: the memory limit per process ("64G"; default MCSIM_MAX_MEMORY or 80 % of the
     machine's memory): a run estimated to need more is refused before allocating
-    (`run.sizes`)."""
+    (`run.sizes`). watchdog: seconds (or MCSIM_WATCHDOG): every rank aborts the job when no
+    round completes for max(watchdog, 20 x the longest round) (`run.watchdog`); off by default."""
     comm = comm or get_comm()
+    dog = Watchdog(watchdog_seconds(watchdog), comm.rank, lambda: comm.abort(1),
+                   lambda: f"Output: {output}. " if output else "")
+    try:
+        return _simulate_locked(cfg, output, threads, progress, force, comm, max_memory, dog)
+    finally:
+        dog.close()
+
+
+def _simulate_locked(cfg, output, threads, progress, force, comm, max_memory, dog):
     if not comm.is_root:
-        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm,
+                         dog=dog)
     lock = None
     try:
         if output:
@@ -124,7 +136,8 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
         raise
     fresh = output is not None and (force or not Path(output).exists())
     try:
-        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm)
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm,
+                         dog=dog)
     except BaseException as exc:
         if fresh and not isinstance(exc, Interrupted):
             _remove_if_empty(Path(output))  # a failed new run leaves no 0-network file behind
@@ -143,7 +156,7 @@ def _remove_if_empty(path: Path) -> None:
 
 
 def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
-              force: bool = False, comm=None) -> Result | None:
+              force: bool = False, comm=None, dog=None) -> Result | None:
     """The body of `simulate` (on the root, under the output lock)."""
     comm = comm or get_comm()
     if threads:
@@ -187,6 +200,8 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
             t_reduce = time.monotonic()
             plan = comm.bcast((per_rank, stop_signal, total) if comm.is_root else None)
             per_rank, stop_signal, total = plan     # total: the root may stop on its target
+            if dog is not None:
+                dog.beat()                          # a round completed on every rank
             timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
             if stop_signal or next_block >= total:
                 break
