@@ -53,7 +53,13 @@ class NumericalOverflow(McsimError, ArithmeticError):
 
 
 class PeerFailed(McsimError, RuntimeError):
-    """Raised on the other ranks when the root rank failed (the root reports the reason)."""
+    """Raised on the other ranks when the root rank failed (the root reports the reason).
+    ``cause``: the class of the root's exception, so that every rank exits with the same
+    status (MPICH's mpiexec combines the ranks' statuses by bitwise OR: 2 | 1 would be 3)."""
+
+    def __init__(self, message: str = "", cause: type | None = None):
+        super().__init__(message)
+        self.cause = cause
 
 
 class Interrupted(McsimError):

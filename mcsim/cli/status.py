@@ -24,8 +24,11 @@ EXIT_STATUS = (
 
 
 def exit_status(exc: BaseException) -> int:
+    kind = type(exc)
+    if isinstance(exc, PeerFailed) and isinstance(getattr(exc, "cause", None), type):
+        kind = exc.cause                    # the root's status, on every rank
     for cls, code in EXIT_STATUS:
-        if isinstance(exc, cls):
+        if issubclass(kind, cls):
             return code
     return EXIT_FAILURE
 

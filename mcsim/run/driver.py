@@ -132,7 +132,7 @@ def _simulate_locked(cfg, output, threads, progress, force, comm, max_memory, do
         if output:
             lock = OutputLock(output, "mcsim run").acquire()
     except Exception as exc:                 # tell the other ranks, then raise here
-        comm.bcast(("error", str(exc)))
+        comm.bcast(("error", (str(exc), type(exc))))
         raise
     fresh = output is not None and (force or not Path(output).exists())
     try:
@@ -169,11 +169,12 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
             state = _root_setup(cfg, path, force)
             state.ranks = comm.size
         except Exception as exc:             # tell the other ranks, then raise here
-            comm.bcast(("error", str(exc)))
+            comm.bcast(("error", (str(exc), type(exc))))
             raise
     status, start_block = comm.bcast(("ok", state.start_block) if comm.is_root else None)
     if status == "error":                    # the root reports the error
-        raise PeerFailed(f"the root rank failed: {start_block}")
+        message, cause = start_block
+        raise PeerFailed(f"the root rank failed: {message}", cause)
 
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
