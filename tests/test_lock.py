@@ -70,6 +70,24 @@ def test_lock_of_other_host_or_unreadable_is_never_guessed_stale(tmp_path, holde
     assert lock_path(out).exists()
 
 
+def test_requeued_slurm_job_takes_over_its_earlier_incarnation(tmp_path, monkeypatch):
+    """After a node failure SLURM requeues the job on another node: same job id, next restart
+    count. Its old lock (of the dead node) is taken over; another job's is not."""
+    out = tmp_path / "r.h5"
+    old = {"host": "dead-node", "pid": 4242, "slurm_job": "777", "slurm_restart": "0"}
+    lock_path(out).write_text(json.dumps(old))
+    monkeypatch.setenv("SLURM_JOB_ID", "778")
+    with pytest.raises(OutputLocked):
+        OutputLock(out, "other job").acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    with pytest.raises(OutputLocked):                 # same incarnation elsewhere: alive
+        OutputLock(out, "same job").acquire()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    with OutputLock(out, "requeued"):
+        assert read_holder(lock_path(out))["slurm_restart"] == "1"
+
+
 def test_symlinks_share_the_lock(tmp_path):
     target = tmp_path / "target.h5"
     link = tmp_path / "link.h5"

@@ -6,11 +6,13 @@ needs per process and the size of its output file:
     per-block moment state  s = S_r (M + M^2 + T) 8 bytes   (S_r recorded stochastic layers,
                                                               M entries, T third-moment triples)
     accumulator              B s                             (B jackknife bins)
-    estimates                about 3 B s (the leave-one-bin-out merges) + 2 B D
-                             (D: the unpacked estimates of all layers, e.g. k^6 for six_point)
+    estimates                about 4 B s (the prefix, suffix and leave-one-bin-out merges and
+                             the B packed estimates) + 2 D (D: the unpacked estimates of all
+                             layers and their errors, e.g. k^6 per layer for six_point)
     sample buffer            max(32 MiB, one block: block_size (L - 1) W 8 bytes)
     scratch                  threads (3 k n_max + n_max) 8 bytes (the widest layer)
-    output file              B s + 2 D (estimates and their standard errors)
+    baseline                 192 MiB (interpreter, libraries, kernels)
+    output file              B s + 2 D (estimates and their standard errors) + header and inputs
 
 `check_run_size(cfg, output)` refuses (`TooLarge`, exit 2) a run whose memory estimate exceeds
 the limit: ``--max-memory`` / ``MCSIM_MAX_MEMORY`` (e.g. "64G"), by default 80 % of this
@@ -39,6 +41,8 @@ __all__ = ["RunSize", "estimate_run", "check_run_size"]
 
 SAMPLE_BUFFER_BYTES = 32 << 20
 DEFAULT_WARN_FILE_SIZE = 1 << 30
+#: Python, NumPy, Numba, h5py and the compiled kernels (measured: about 150-200 MiB)
+PROCESS_BASELINE = 192 << 20
 
 
 @dataclass
@@ -72,11 +76,14 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
     block = 8 * bs * max(L - 1, 1) * W
     nmax = max([cfg.network.input_dim, *cfg.network.widths[:-1]])
     threads = threads or int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
-    parts = {"accumulator": B * state, "estimates": 3 * B * state + 2 * B * D,
+    parts = {"accumulator": B * state, "estimates": 4 * B * state + 2 * D,
              "sample buffer": max(SAMPLE_BUFFER_BYTES, block),
              "block states": 2 * state + 8 * 3 * T,
-             "scratch": threads * 8 * (3 * k * nmax + nmax) + 8 * k * cfg.network.input_dim}
-    return RunSize(int(sum(parts.values())), int(B * state + 2 * D), parts)
+             "scratch": threads * 8 * (3 * k * nmax + nmax) + 8 * k * cfg.network.input_dim,
+             "interpreter and libraries": PROCESS_BASELINE}
+    n_datasets = 2 * len(computed(cfg.output.statistics)) * len(cfg.layers) + 6
+    overhead = (16 << 10) + 1024 * n_datasets + 8 * k * cfg.network.input_dim   # header, inputs
+    return RunSize(int(sum(parts.values())), int(B * state + 2 * D + overhead), parts)
 
 
 def check_run_size(cfg, output=None, max_memory=None, threads: int | None = None) -> RunSize:

@@ -12,7 +12,9 @@ so every writer first takes ``.<name>.lock`` beside the output:
 - a lock whose holder is on this host and no longer runs (or whose pid was reused by another
   process) is stale and taken over, under a short-lived second lock (``.<name>.lock.takeover``)
   so that two processes cannot both take it over;
-- a lock of another host is never guessed stale: the message says how to remove it.
+- a lock of another host is never guessed stale (the message says how to remove it), except
+  one left by an earlier incarnation of the same SLURM job (same ``SLURM_JOB_ID``, another
+  ``SLURM_RESTART_COUNT``): a job requeued after its node failed takes its own lock over.
 
 Released (removed) when the writer ends, if it is still ours. kill -9 leaves the lock behind;
 the next run on the same host takes it over.
@@ -57,8 +59,12 @@ def _identity(command: str) -> dict:
         user = os.getlogin()
     except OSError:
         user = os.environ.get("USER", "")
-    return {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid), "user": user,
-            "command": command, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    out = {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid), "user": user,
+           "command": command, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if os.environ.get("SLURM_JOB_ID"):
+        out.update(slurm_job=os.environ["SLURM_JOB_ID"],
+                   slurm_restart=os.environ.get("SLURM_RESTART_COUNT", "0"))
+    return out
 
 
 def read_holder(path: Path) -> dict | None:
@@ -81,6 +87,10 @@ def _alive(holder: dict) -> bool | None:
     """True / False for a holder on this host; None when it cannot be told (other host,
     unreadable lock)."""
     if holder.get("host") != socket.gethostname():
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and holder.get("slurm_job") == job and \
+                holder.get("slurm_restart") != os.environ.get("SLURM_RESTART_COUNT", "0"):
+            return False         # an earlier incarnation of this requeued job: SLURM ended it
         return None
     pid = holder.get("pid")
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
