@@ -157,7 +157,7 @@ def _remove_if_empty(path: Path) -> None:
 
 def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
               force: bool = False, comm=None, dog=None) -> Result | None:
-    """The body of `simulate` (on the root, under the output lock)."""
+    """The body of `simulate` (every rank; the root holds the output lock)."""
     comm = comm or get_comm()
     if threads:
         from ..kernels.jit import set_threads
