@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage.reader import check_header, open_file, read_layers
+from ..storage.reader import check_header, check_run_attrs, open_file, read_config, read_layers
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
 from ..theory.recursions import Prediction, predict
 
@@ -77,13 +77,13 @@ class Measurement:
 def measurement_from_group(group, label: str, params: dict | None = None) -> Measurement:
     """Read one measurement-like h5py group (a file root or a sweep's /tasks/<i>): every
     registered statistic it holds."""
-    attrs = check_header(group, label)
-    cfg = json.loads(attrs["config_json"])
+    attrs = check_run_attrs(check_header(group, label), label)
+    config = read_config(attrs, label)          # the one reader: validated, opens no paths
+    cfg = config.to_dict()
     net = cfg["network"]
-    inputs = np.asarray(group["inputs"][()], dtype=float) if "inputs" in group else \
-        np.asarray(cfg["inputs"]["values"], dtype=float)
+    inputs = np.asarray(config.inputs, dtype=float)
     layers, fan_in = {}, {}
-    for l, (lattrs, data) in read_layers(group["layers"]).items():
+    for l, (lattrs, data) in read_layers(group["layers"], config.k, label).items():
         layers[l] = {stat: (np.asarray(mean, dtype=float),
                             np.asarray(err, dtype=float) if err is not None else np.zeros_like(mean, dtype=float))
                      for stat, (mean, err) in data.items() if stat in _REGISTRY}
@@ -177,8 +177,10 @@ class ComparisonTable:
                  f"{'prediction':>13} {'dev/sigma':>9}"]
         for r in self.rows:
             dev = "" if not np.isfinite(r["deviation"]) else "%+9.2f" % r["deviation"]
-            lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {r['measured']:13.6g} "
-                         f"{r['stderr']:9.2g} {r['prediction']:13.6g} {dev:>9}")
+            measured = "undefined" if np.isnan(r["measured"]) else "%13.6g" % r["measured"]
+            err = "undefined" if np.isnan(r["stderr"]) else "%9.2g" % r["stderr"]
+            lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {measured:>13} "
+                         f"{err:>9} {r['prediction']:13.6g} {dev:>9}")
         for stat in dict.fromkeys(self.rows["statistic"]):
             r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)]
             dev = r["deviation"]
@@ -188,6 +190,14 @@ class ComparisonTable:
             lines.append(f"{stat}: {dev.size} entries, chi^2/entry = {np.mean(dev ** 2):.3g}, "
                          f"max |dev| = {np.max(np.abs(dev)):.2f} sigma, "
                          f"{int(np.sum(np.abs(dev) > 3))} beyond 3 sigma ({note})")
+        undefined = self.rows[np.isnan(self.rows["measured"]) | np.isnan(self.rows["stderr"])]
+        if undefined.size:
+            from ..stats.finite import undefined_reason
+            for stat in dict.fromkeys(undefined["statistic"]):
+                u = undefined[undefined["statistic"] == stat]
+                lines.append(f"{stat}: {u.size} entries undefined ("
+                             f"{undefined_reason(stat, self.networks, 2**62, 2, stderr=False)}; "
+                             "`mcsim info` says why per entry)")
         bad = self.rows[np.isinf(self.rows["deviation"])]
         if bad.size:
             lines.append(f"WARNING: {bad.size} exact (zero-error) entries differ from the prediction")
@@ -215,9 +225,9 @@ def compare(measurement, prediction: Prediction | None = None, statistics=None,
             pred, lead, _ = _predicted(pl, stat)
             for idx in get_statistic(stat).distinct(m.k):
                 x, s, y = float(mean[idx]), float(err[idx]), float(pred[idx])
-                if not np.isfinite(x):
-                    continue
-                if s > 0:
+                if np.isnan(x) or np.isnan(s):          # undefined: shown, never dropped
+                    dev = np.nan
+                elif s > 0:
                     dev = (x - y) / s
                 else:                                   # exact (layer 1): equal or not
                     dev = 0.0 if np.isclose(x, y, rtol=1e-9, atol=1e-12) else np.copysign(np.inf, x - y)

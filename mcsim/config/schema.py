@@ -148,7 +148,7 @@ class Config:
         the target)."""
         ens, out = self.ensemble, self.output
         if networks is not None:
-            ens = dataclasses.replace(ens, networks=_positive_int("ensemble.networks", networks))
+            ens = dataclasses.replace(ens, networks=_networks(networks))
         if seed is not None:
             ens = dataclasses.replace(ens, seed=_seed("ensemble.seed", seed))
         if sampler is not None:
@@ -169,9 +169,14 @@ def load_config(path) -> Config:
     the config file's folder."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 "
+                          "(TOML files are UTF-8 text)") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -245,8 +250,22 @@ def _network(sec: dict) -> NetworkConfig:
     return NetworkConfig(n0, widths, activation, C_W, C_b)
 
 
+#: counts are float64 in the accumulator: exact below 2**53
+MAX_NETWORKS = 2**53
+#: jackknife bins (each holds a full moment state)
+MAX_BINS = 2**16
+
+
+def _networks(value) -> int:
+    n = _positive_int("ensemble.networks", value)
+    if n > MAX_NETWORKS:
+        raise ConfigError(f"ensemble.networks: at most 2**53 = {MAX_NETWORKS:,} (counts are exact "
+                          f"float64 only below that), got {n:.3g}")
+    return n
+
+
 def _ensemble(sec: dict) -> EnsembleConfig:
-    networks = _positive_int("ensemble.networks", sec.get("networks", 100_000))
+    networks = _networks(sec.get("networks", 100_000))
     seed = _seed("ensemble.seed", sec.get("seed", 0))
     sampler = sec.get("sampler", "markov")
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
@@ -260,6 +279,9 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     bins = _positive_int("ensemble.jackknife_bins", sec.get("jackknife_bins", DEFAULT_BINS))
     if bins < 2:
         raise ConfigError("ensemble.jackknife_bins: must be at least 2 (error bars need two groups)")
+    if bins > MAX_BINS:
+        raise ConfigError(f"ensemble.jackknife_bins: at most {MAX_BINS:,} (each bin keeps a full "
+                          f"moment state; 32 to 256 are plenty), got {bins:,}")
     first_block = sec.get("first_block", 0)
     if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
         raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")

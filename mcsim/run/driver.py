@@ -31,15 +31,19 @@ from ..errors import Interrupted, PeerFailed, ResumeError
 from ..samplers import make_sampler
 from ..stats.accumulator import BinnedMoments, accumulator_layout, new_accumulator
 from ..stats.estimators import compute_estimates
+from ..stats.finite import check_moments, check_samples
 from ..stats.results import Result, build_result
-from ..storage.hdf5 import remove_stale_temporaries, write_run
-from ..storage.reader import read_run
+from ..storage.hdf5 import remove_stale_temporaries, resolve_output, write_run
+from ..storage.lock import OutputLock
+from ..storage.reader import is_foreign, read_run
 from ..config.compat import check_compatible, check_layout
 from .parallel import get_comm
 from .progress import Progress
 from .schedule import RankTimes, next_shares, simulated_slowdown
+from .sizes import check_run_size
 from .signals import StopFlag
 from .target import target_attrs, target_check
+from .watchdog import Watchdog, watchdog_seconds
 from .warmup import warm_up
 
 log = logging.getLogger("mcsim")
@@ -93,19 +97,74 @@ class BlockWorker:
                 self._buffer = np.empty((min(self.chunk, n), self.bs, self.S, self.sampler.width))
             out = self._buffer[:cn]
             self.sampler.sample(first + c0, cn, out)
+            check_samples(out, first + c0, self.sampler.layout)      # inf / NaN: stop, say where
             self.block_moments(out, self.layers, self.columns, self.triples, self.order,
                                mean[c0:c0 + cn], m2[c0:c0 + cn], m3[c0:c0 + cn])
+        check_moments({"mean": mean, "m2": m2, "m3": m3}, first, self.cfg.stochastic_layers)
         return mean, m2, m3
 
 
 def simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
-             force: bool = False, comm=None) -> Result | None:
+             force: bool = False, comm=None, max_memory=None, watchdog=None) -> Result | None:
     """Sample the ensemble of `cfg`, return the Result (on the root rank; None elsewhere).
 
     output: HDF5 path, or None to keep the result in memory only (the CLI passes
-    cfg.output.path). An existing compatible file is resumed or extended (a complete one is
-    left untouched); an incompatible one raises ResumeError unless force. threads: Numba
-    threads per rank. progress: "bar", "log", "off" or None (auto)."""
+    cfg.output.path). The root rank holds an exclusive lock on the output for the whole run
+    (`storage.lock`): a second writer of the same file is refused (`OutputLocked`). A symbolic
+    link as output is followed. An existing compatible file is resumed or extended (a
+    complete one is left untouched); an incompatible one raises ResumeError unless force.
+    threads: Numba threads per rank. progress: "bar", "log", "off" or None (auto).
+    max_memory: the memory limit per process ("64G"; default MCSIM_MAX_MEMORY or 80 % of the
+    machine's memory): a run estimated to need more is refused before allocating
+    (`run.sizes`). watchdog: seconds (or MCSIM_WATCHDOG): every rank aborts the job when no
+    round completes for max(watchdog, 20 x the longest round) (`run.watchdog`); off by default."""
+    comm = comm or get_comm()
+    dog = Watchdog(watchdog_seconds(watchdog), comm.rank, lambda: comm.abort(1),
+                   lambda: f"Output: {output}. " if output else "")
+    try:
+        return _simulate_locked(cfg, output, threads, progress, force, comm, max_memory, dog)
+    finally:
+        dog.close()
+
+
+def _simulate_locked(cfg, output, threads, progress, force, comm, max_memory, dog):
+    if not comm.is_root:
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm,
+                         dog=dog)
+    lock = None
+    try:
+        if output:
+            output = resolve_output(output)
+        check_run_size(cfg, output, max_memory=max_memory, threads=threads)   # before allocating
+        if output:
+            lock = OutputLock(output, "mcsim run").acquire()
+    except Exception as exc:                 # tell the other ranks, then raise here
+        comm.bcast(("error", (str(exc), type(exc))))
+        raise
+    fresh = output is not None and (force or not Path(output).exists())
+    try:
+        return _simulate(cfg, output=output, threads=threads, progress=progress, force=force, comm=comm,
+                         dog=dog)
+    except BaseException as exc:
+        if fresh and not isinstance(exc, Interrupted):
+            _remove_if_empty(Path(output))  # a failed new run leaves no 0-network file behind
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        if path.exists() and read_run(path).accumulator.blocks == 0:
+            path.unlink()
+    except Exception:                        # never mask the original error
+        pass
+
+
+def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,
+              force: bool = False, comm=None, dog=None) -> Result | None:
+    """The body of `simulate` (every rank; the root holds the output lock)."""
     comm = comm or get_comm()
     if threads:
         from ..kernels.jit import set_threads
@@ -117,11 +176,12 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
             state = _root_setup(cfg, path, force)
             state.ranks = comm.size
         except Exception as exc:             # tell the other ranks, then raise here
-            comm.bcast(("error", str(exc)))
+            comm.bcast(("error", (str(exc), type(exc))))
             raise
     status, start_block = comm.bcast(("ok", state.start_block) if comm.is_root else None)
     if status == "error":                    # the root reports the error
-        raise PeerFailed(f"the root rank failed: {start_block}")
+        message, cause = start_block
+        raise PeerFailed(f"the root rank failed: {message}", cause)
 
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
@@ -153,6 +213,8 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
             t_reduce = time.monotonic()
             plan = comm.bcast((shares, stop_signal, total) if comm.is_root else None)
             shares, stop_signal, total = plan       # total: the root may stop on its target
+            if dog is not None:
+                dog.beat()                          # a round completed on every rank
             timing["reduction"] += time.monotonic() - t_reduce   # the plan broadcast
             if stop_signal or next_block >= total:
                 break
@@ -223,6 +285,10 @@ def _root_setup(cfg, path, force: bool) -> RunState:
             # write the empty file first: an unwritable location fails now, not after the work
             _checkpoint(cfg, path, state, 0.0, complete=False)
         return state
+    if is_foreign(path):
+        raise ResumeError(f"{path} exists and is not an mcsim file (not HDF5, or HDF5 without "
+                          "format = 'mcsim'); it is left unchanged: choose another output path, or "
+                          "--force to overwrite it")
     existing = read_run(path)
     check_compatible(cfg, existing.config, f"existing output {path}")
     if existing.attrs.get("merged"):
