@@ -24,13 +24,11 @@ activation's kinks (about 1e-13 relative in 1-3 dimensions, 1e-7 in 4).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import product
-
 import numpy as np
 
 from ..errors import ConfigError
 from . import gaussian as _g
-from .quadrature import expect
+from .quadrature import expect, iter_grid
 
 __all__ = ["derivative_activation", "mixed_four_point", "gradient_sigma_dsigma",
            "check_ntk_activation"]
@@ -83,39 +81,24 @@ def _breakpoints(act):
 
 
 def mixed_four_point(act, K, *, q=None):
-    """(X4, Y4, Z4), each (k,)*4; see the module docstring. One quadrature per subset of
-    distinct inputs (at most 4 dimensions)."""
+    """(X4, Y4, Z4), each (k,)*4; see the module docstring.
+
+    One quadrature rule over all k inputs (``quadrature.iter_grid``, split at the kinks):
+    with the pair products SS[:, (a, b)] = s_a s_b and DD[:, (a, b)] = s'_a s'_b at the
+    nodes, X4 = SS^T w SS, Y4 = DD^T w SS, Z4 = DD^T w DD (matrices over pairs).
+    """
     K = 0.5 * (np.asarray(K, dtype=float) + np.asarray(K, dtype=float).T)
     k = K.shape[0]
-    X4, Y4, Z4 = (np.empty((k,) * 4) for _ in range(3))
-    groups: dict = {}
-    for idx in product(range(k), repeat=4):
-        a, b, c, d = idx
-        if a <= b and c <= d:
-            groups.setdefault(tuple(sorted(set(idx))), []).append(idx)
-    for S, tuples in groups.items():
-        pos = {v: i for i, v in enumerate(S)}
-        cols = np.array([[pos[v] for v in t] for t in tuples])
-
-        def f(z, cols=cols):
-            s, ds = act.value(z), act.derivative(z)
-            a, b, c, d = (cols[:, i] for i in range(4))
-            ss = s[:, c] * s[:, d]
-            return np.stack([s[:, a] * s[:, b] * ss, ds[:, a] * ds[:, b] * ss,
-                             ds[:, a] * ds[:, b] * ds[:, c] * ds[:, d]], axis=2)
-
-        v = expect(f, K[np.ix_(S, S)], _breakpoints(act), q)      # (T, 3)
-        for t, (x, y, zz) in zip(tuples, v):
-            a, b, c, d = t
-            for p in {(a, b, c, d), (b, a, c, d), (a, b, d, c), (b, a, d, c)}:
-                Y4[p] = y
-            X4[t] = x
-            Z4[t] = zz
-    # X4, Z4 are fully symmetric: fill the (c, d) < (a, b)-ordered entries from sorted ones
-    for t in product(range(k), repeat=4):
-        s = tuple(sorted(t))
-        X4[t], Z4[t] = X4[s], Z4[s]
-    return X4, Y4, Z4
+    X4, Y4, Z4 = (np.zeros((k * k, k * k)) for _ in range(3))
+    for z, w in iter_grid(K, _breakpoints(act), q):
+        s, ds = act.value(z), act.derivative(z)
+        SS = (s[:, :, None] * s[:, None, :]).reshape(len(w), k * k)
+        DD = (ds[:, :, None] * ds[:, None, :]).reshape(len(w), k * k)
+        wSS, wDD = w[:, None] * SS, w[:, None] * DD
+        X4 += wSS.T @ SS
+        Y4 += wDD.T @ SS
+        Z4 += wDD.T @ DD
+    return tuple(T.reshape((k,) * 4) for T in (X4, Y4, Z4))
 
 
 def gradient_sigma_dsigma(act, K, *, q=None):
