@@ -252,3 +252,29 @@ def test_bad_input():
         predict_ntk("relu", X2, [4, 4, 4], 2.0, 0.0, [1.0, 2.0], 1.0)
     with pytest.raises(ConfigError, match="critical"):
         equivalence_learning_rates("sigmoid", 4)
+
+
+# ------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------
+def test_cli_theory_contributions_and_rates(tmp_path, capsys):
+    from mcsim.cli import main
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[network]\ninput_dim = 2\nwidths = [8, 8, 8, 8]\nactivation = "relu"\n'
+                   'C_W = 2.0\nC_b = 0.0\n[inputs]\nvalues = [[1.0, 2.0]]\n'
+                   '[ensemble]\nnetworks = 10\nseed = 1\n')
+    assert main(["theory", str(cfg), "--ntk"]) == 0
+    out = capsys.readouterr().out
+    assert "NTK contributions to H^(L), L = 4" in out
+    # ReLU at criticality, lambda = 1: each layer contributes 1 + x.x/n_0 = 3.5, H^(4) = 14
+    assert "H[11] = 14" in out and out.count("25.00%") == 4
+    assert "H + H1/n" in out
+    assert main(["theory", "criticality", "tanh", "--depth", "5"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()
+            if line.strip()[:1].isdigit() and len(line.split()) == 3]
+    lb, lw = equivalence_learning_rates("tanh", 5)
+    np.testing.assert_allclose([float(r[1]) for r in rows], lb, rtol=1e-7)
+    np.testing.assert_allclose([float(r[2]) for r in rows], lw, rtol=1e-7)
+    assert main(["theory", "criticality", "perceptron"]) == 0
+    assert "lambda_b" not in capsys.readouterr().out
