@@ -69,6 +69,13 @@ class Activation:
     scale_invariant: bool = False
 
     @property
+    def jumps(self) -> bool:
+        """True when sigma is discontinuous at a kink (perceptron): sigma' has a delta
+        function there, so derivatives (backpropagation, the NTK) are infinite."""
+        return any(abs(float(self.value(c + 1e-9)) - float(self.value(c - 1e-9))) > 1e-6
+                   for c in self.kinks)
+
+    @property
     def smooth(self) -> bool:
         """True when sigma is infinitely differentiable everywhere (no kinks)."""
         return not self.kinks
