@@ -36,7 +36,8 @@ import numpy as np
 
 from .jit import inline
 
-__all__ = ["ntk_width", "column_gram", "add_contribution", "output_layer_term", "probe_gradients",
+__all__ = ["ntk_width", "learning_rate_metric", "column_gram", "add_contribution",
+           "output_layer_term", "probe_gradients",
            "write_ntk", "psd_solve", "check_ntk_shapes"]
 
 
@@ -45,6 +46,17 @@ def ntk_width(k):
     """Length of the per-layer vector: gram, ntk_11, ntk_22 (m each), ntk_12, ntk_zz (k^2)."""
     m = k * (k + 1) // 2
     return 3 * m + 2 * k * k
+
+
+@inline
+def learning_rate_metric(G, C_W, C_b, lam_W, lam_b, Lh):
+    """Lhat = lambda_b + lambda_W / n sum_j s_a s_b from Ghat = C_b + C_W / n sum_j s_a s_b
+    of the same layer (C_W > 0): Lhat = lambda_b + (lambda_W / C_W) (Ghat - C_b), (k, k)."""
+    k = G.shape[0]
+    r = lam_W / C_W
+    for a in range(k):
+        for b in range(k):
+            Lh[a, b] = lam_b + r * (G[a, b] - C_b)
 
 
 @inline

@@ -22,8 +22,8 @@ from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
                      metric_from_activations)
 from .dense import RADEMACHER, UNIFORM
 from .jit import inline, kernel, parallel_kernel
-from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, output_layer_term,
-                         probe_gradients, write_ntk)
+from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
+                         output_layer_term, probe_gradients, write_ntk)
 from .rng import fill_normals, fill_signs, fill_uniforms
 
 __all__ = ["sample_dense_ntk", "dense_positions"]
@@ -77,9 +77,9 @@ def dense_positions(n0, widths, weight_code):
 @kernel
 def _dense_ntk_network(key, block, network, inputs, L1, widths, C_W, C_b, lam_W, lam_b,
                        act_code, act_param, weight_code, ntk_layers, pos, Ls, zs, ss, ds, g, y,
-                       w, e, D, H, zp, lrow, G, out):
+                       w, e, D, H, zp, G, out):
     # One network: out (L-1, width). Scratch: Ls (L, k, k); zs, ss, ds (L-1, k nmax);
-    # g, y (2k, nmax); w (nmax,); e (2,); D, H (2k, 2k); zp (2, k); lrow (m,); G (k, k).
+    # g, y (2k, nmax); w (nmax,); e (2,); D, H (2k, 2k); zp (2, k); G (k, k).
     k, n0 = inputs.shape
     m = k * (k + 1) // 2
     L = widths.shape[0]
@@ -118,7 +118,7 @@ def _dense_ntk_network(key, block, network, inputs, L1, widths, C_W, C_b, lam_W,
             activate(act_code, act_param, z[a, :n], sv[a, :n])
             activate_derivative(act_code, act_param, z[a, :n], dv[a, :n])
         metric_from_activations(sv, n, C_W[l + 1], C_b[l + 1], G, out[l, :m])
-        metric_from_activations(sv, n, lam_W[l + 1], lam_b[l + 1], Ls[l + 1], lrow)
+        learning_rate_metric(G, C_W[l + 1], C_b[l + 1], lam_W[l + 1], lam_b[l + 1], Ls[l + 1])
         n_in = n
     p = pos[L - 1]
     for s in range(L - 1):
@@ -221,7 +221,6 @@ def sample_dense_ntk(key, first_block, n_blocks, block_size, inputs, widths, C_W
         D = np.empty((nc, nc))
         H = np.empty((nc, nc))
         zp = np.empty((2, k))
-        lrow = np.empty(m)
         G = np.empty((k, k))
         lo, hi = chunk_range(c, n_chunks, total)
         for t in range(lo, hi):
@@ -229,4 +228,4 @@ def sample_dense_ntk(key, first_block, n_blocks, block_size, inputs, widths, C_W
             j = t - i * block_size
             _dense_ntk_network(key, first_block + i, j, x, L1, widths, C_W, C_b, lam_W,
                                lam_b, act_code, act_param, weight_code, ntk_layers, pos, Ls,
-                               zs, ss, ds, g, y, w, e, D, H, zp, lrow, G, out[i, j])
+                               zs, ss, ds, g, y, w, e, D, H, zp, G, out[i, j])

@@ -38,8 +38,8 @@ from .activations import activate, activate_derivative
 from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
                      metric_from_activations, psd_cholesky)
 from .jit import kernel, parallel_kernel
-from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, output_layer_term,
-                         probe_gradients, psd_solve, write_ntk)
+from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
+                         output_layer_term, probe_gradients, psd_solve, write_ntk)
 from .rng import fill_normals
 
 __all__ = ["sample_markov_ntk", "markov_ntk_positions"]
@@ -102,20 +102,26 @@ def _backward_step(key, block, network, position, g, D, n_out, Z, S, n_in, C, C_
     psd_solve(C, M, X)
     scale = C_W / n_in
     for c in range(nc):                         # y = sigma' * (P + scale S X)
-        a_c = c % k
+        yc = y[c, :n_in]
+        Pc = P[c]
         for j in range(n_in):
-            acc = P[c, j]
-            for a in range(k):
-                acc += scale * S[a, j] * X[a, c]
-            y[c, j] = dsig[a_c, j] * acc
+            yc[j] = Pc[j]
+        for a in range(k):
+            coef = scale * X[a, c]
+            Sa = S[a]
+            for j in range(n_in):
+                yc[j] += coef * Sa[j]
+        da = dsig[c % k]
+        for j in range(n_in):
+            yc[j] *= da[j]
 
 
 @kernel
 def _markov_ntk_network(key, block, network, G1, L1, widths, C_W, C_b, lam_W, lam_b,
                         act_code, act_param, ntk_layers, npos, Gs, Cs, Ls, zs, ss, ds, g, y,
-                        w, E, e, D, R, M, X, H, zp, lrow, out):
+                        w, E, e, D, R, M, X, H, zp, out):
     # One network: out (L-1, width). Scratch: Gs, Cs, Ls (L, k, k); zs, ss, ds (L-1, k nmax);
-    # g, y (2k, nmax); w, E, e; small (2k, 2k) D, R, H; M, X (k, 2k); zp (2, k); lrow (m,).
+    # g, y (2k, nmax); w, E, e; small (2k, 2k) D, R, H; M, X (k, 2k); zp (2, k).
     k = G1.shape[0]
     m = k * (k + 1) // 2
     L = widths.shape[0]
@@ -145,7 +151,8 @@ def _markov_ntk_network(key, block, network, G1, L1, widths, C_W, C_b, lam_W, la
         activate_derivative(act_code, act_param, eps, ds[l, : k * n])
         sv = ss[l, : k * n].reshape((k, n))
         metric_from_activations(sv, n, C_W[l + 1], C_b[l + 1], Gs[l + 1], out[l, :m])
-        metric_from_activations(sv, n, lam_W[l + 1], lam_b[l + 1], Ls[l + 1], lrow)
+        learning_rate_metric(Gs[l + 1], C_W[l + 1], C_b[l + 1], lam_W[l + 1], lam_b[l + 1],
+                             Ls[l + 1])
     for s in range(L - 1):
         lo = s + 2                              # output layer, 1-based
         row = out[s]
@@ -240,11 +247,10 @@ def sample_markov_ntk(key, first_block, n_blocks, block_size, inputs, widths, C_
         M = np.empty((k, nc))
         X = np.empty((k, nc))
         zp = np.empty((2, k))
-        lrow = np.empty(m)
         lo, hi = chunk_range(c, n_chunks, total)
         for t in range(lo, hi):
             i = t // block_size
             j = t - i * block_size
             _markov_ntk_network(key, first_block + i, j, G1, L1, widths, C_W, C_b, lam_W,
                                 lam_b, act_code, act_param, ntk_layers, npos, Gs, Cs, Ls, zs,
-                                ss, ds, g, y, w, E, e, D, R, M, X, H, zp, lrow, out[i, j])
+                                ss, ds, g, y, w, E, e, D, R, M, X, H, zp, out[i, j])
