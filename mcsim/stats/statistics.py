@@ -267,7 +267,7 @@ register_statistic(Statistic(
     description="mean NTK E[Hhat_{11;ab}] (learning rates lambda_b, lambda_W / n_{l'-1})",
     units="z^2 per unit learning rate",
     estimate=_ntk.ntk_mean, unpack=_ntk.unpack_mean, first_layer=_ntk.first_layer_ntk,
-    distinct=distinct_pairs, label=lambda i: "H[%d%d]" % (i[0] + 1, i[1] + 1),
+    distinct=distinct_pairs, label=lambda i: "ntk[%d%d]" % (i[0] + 1, i[1] + 1),
     prediction=None, prediction_note=_NTK_NOTE))
 
 register_statistic(Statistic(
