@@ -32,6 +32,10 @@ CASES = {
     "tanh-k2-width1": dict(input_dim=2, widths=[3, 1, 4, 1], act="tanh", C_W=[1.0, 1.5, 2.0, 1.0],
                            C_b=[0.1, 0.2, 0.0, 0.1], lam_b=1.0, lam_W=1.0,
                            inputs=[[1.0, 0.2], [-0.4, 0.9]]),
+    # more inputs than units (k = 3 > n = 2): every Ghat is singular
+    "linear-k3-narrow": dict(input_dim=2, widths=[2, 2, 3], act="linear", C_W=[1.0, 1.5, 0.8],
+                             C_b=0.0, lam_b=[1.0, 0.5, 1.0], lam_W=1.0,
+                             inputs=[[1.0, 0.2], [-0.4, 0.9], [0.5, 0.5]]),
 }
 
 
@@ -91,7 +95,8 @@ def max_sigma(res, ref):
 
 @pytest.mark.parametrize("case,sampler", [("tanh-k2", "markov"), ("tanh-k2", "dense"),
                                           ("relu-k1", "markov"), ("relu-k1", "dense"),
-                                          ("tanh-k2-width1", "markov")])
+                                          ("tanh-k2-width1", "markov"),
+                                          ("linear-k3-narrow", "markov")])
 def test_agrees_with_numpy_reference(case, sampler):
     res = measured(case, sampler, 11)
     z, where = max_sigma(res, reference(case, 2024))

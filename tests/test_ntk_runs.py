@@ -216,3 +216,17 @@ def test_resume_refuses_other_ntk_settings(tmp_path):
     assert plain.network.lambda_b == plain.network.lambda_W == (1.0, 1.0, 1.0)
     explicit = config_from_dict(raw_config(statistics=["metric", "ntk"], lambda_b=1.0, lambda_W=1.0))
     assert plain.fingerprint() == explicit.fingerprint()
+
+
+@pytest.mark.parametrize("sampler", ["markov", "dense"])
+def test_repeated_inputs_give_equal_entries(sampler):
+    """Two identical inputs: every NTK entry is the same for (1,1), (1,2), (2,2) (the
+    semidefinite factorisations copy rows), and finite."""
+    raw = raw_config(sampler, activation="relu")
+    raw["inputs"]["values"] = [[1.0, 0.5, -0.2], [1.0, 0.5, -0.2]]
+    res = mcsim.simulate(config_from_dict(raw).replace(networks=512), progress="off")
+    for l in res.layers:
+        for name in NTK:
+            x = res.layer(l)[name].mean
+            assert np.isfinite(x).all()
+            np.testing.assert_allclose(x, np.full_like(x, x.flat[0]), rtol=1e-12, atol=1e-14)
