@@ -33,7 +33,8 @@ DEFAULT_BINS = 64
 DEFAULT_CHECKPOINT_INTERVAL = 10.0
 
 _ALLOWED = {
-    "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b"},
+    "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b",
+                "lambda_b", "lambda_W"},
     "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
     "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block",
                  "target"},
@@ -48,6 +49,13 @@ class NetworkConfig:
     activation: dict            # {"name": ..., **parameters}, as accepted by get_activation
     C_W: tuple[float, ...]      # one per layer, entry l-1 belongs to layer l
     C_b: tuple[float, ...]
+    lambda_b: tuple[float, ...] = ()    # NTK learning rates of the biases, one per layer
+    lambda_W: tuple[float, ...] = ()    # ... of the weights (times 1/n_{l-1}), one per layer
+
+    def __post_init__(self):
+        for name in ("lambda_b", "lambda_W"):       # default: 1.0 for every layer
+            if not getattr(self, name):
+                object.__setattr__(self, name, (1.0,) * len(self.widths))
 
     @property
     def depth(self) -> int:
@@ -109,7 +117,8 @@ class Config:
     def to_dict(self) -> dict:
         """Canonical nested dict (plain Python types), loadable by `config_from_dict`."""
         net = dataclasses.asdict(self.network)
-        net["widths"], net["C_W"], net["C_b"] = list(net["widths"]), list(net["C_W"]), list(net["C_b"])
+        for key in ("widths", "C_W", "C_b", "lambda_b", "lambda_W"):
+            net[key] = list(net[key])
         out = dataclasses.asdict(self.output)
         out["statistics"], out["layers"] = list(out["statistics"]), list(self.layers)
         if out["path"] is None:
@@ -141,6 +150,11 @@ class Config:
         d["output"] = {k: d["output"][k] for k in ("statistics", "layers")}
         # statistics computed in every run (metric, kurtosis) change nothing whether listed or not
         d["output"]["statistics"] = [s for s in d["output"]["statistics"] if not _STATISTICS[s].always]
+        # settings that only some quantities depend on (the NTK's learning rates) count only
+        # when the run accumulates such a quantity
+        for key in sorted(_optional_settings() - _used_settings(self.output.statistics)):
+            section, name = key.split(".", 1)
+            d[section].pop(name, None)
         return d
 
     def replace(self, *, networks=None, seed=None, sampler=None, path=None, target=None) -> "Config":
@@ -206,6 +220,7 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
         raise ConfigError(str(exc)) from None
     ensemble = _ensemble(raw.get("ensemble", {}))
     output = _output(raw.get("output", {}), network.depth)
+    _check_derivative(network, output)
     if "target" in raw.get("ensemble", {}):
         target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
         ensemble = dataclasses.replace(ensemble, target=target)
@@ -247,7 +262,38 @@ def _network(sec: dict) -> NetworkConfig:
     L = len(widths)
     C_W = _per_layer("network.C_W", sec.get("C_W", 1.0), L, strictly_positive=True)
     C_b = _per_layer("network.C_b", sec.get("C_b", 0.0), L, strictly_positive=False)
-    return NetworkConfig(n0, widths, activation, C_W, C_b)
+    lam_b = _per_layer("network.lambda_b", sec.get("lambda_b", 1.0), L, strictly_positive=False,
+                       what="it is a learning rate")
+    lam_W = _per_layer("network.lambda_W", sec.get("lambda_W", 1.0), L, strictly_positive=False,
+                       what="it is a learning rate")
+    return NetworkConfig(n0, widths, activation, C_W, C_b, lam_b, lam_W)
+
+
+def _optional_settings() -> set[str]:
+    from ..stats.quantities import QUANTITIES
+    return {key for q in QUANTITIES.values() for key in q.settings}
+
+
+def _used_settings(statistics) -> set[str]:
+    from ..stats.quantities import get_quantity
+    from ..stats.statistics import computed, required_quantities
+    return {key for q in required_quantities(computed(statistics)) for key in get_quantity(q).settings}
+
+
+def _check_derivative(network: NetworkConfig, output: OutputConfig) -> None:
+    """Statistics of quantities that backpropagate need sigma' without delta functions."""
+    from ..stats.quantities import get_quantity
+    from ..stats.statistics import get_statistic
+    act = get_activation(network.activation)
+    if not act.kinks:
+        return
+    for name in output.statistics:
+        if any(get_quantity(q).needs_derivative for q in get_statistic(name).needs):
+            if act.jumps:
+                raise ConfigError(
+                    f"output.statistics: {name!r} needs the derivative of the activation, but "
+                    f"network.activation = {act.name!r} jumps (its derivative is a delta "
+                    "function, the NTK is infinite); use a continuous activation")
 
 
 #: counts are float64 in the accumulator: exact below 2**53
@@ -348,7 +394,8 @@ def _seed(key: str, value) -> int:
     return int(value)
 
 
-def _per_layer(key: str, value, depth: int, strictly_positive: bool) -> tuple[float, ...]:
+def _per_layer(key: str, value, depth: int, strictly_positive: bool,
+               what: str = "it is a variance") -> tuple[float, ...]:
     values = value if isinstance(value, list) else [value] * depth
     if len(values) != depth:
         raise ConfigError(f"{key}: needs one value per layer ({depth}), got {len(values)}")
@@ -358,7 +405,7 @@ def _per_layer(key: str, value, depth: int, strictly_positive: bool) -> tuple[fl
             raise ConfigError(f"{key}: must be a finite number or a list of them, got {v!r}")
         if v < 0 or (strictly_positive and v == 0):
             bound = "> 0" if strictly_positive else ">= 0"
-            raise ConfigError(f"{key}: must be {bound} (it is a variance), got {v!r}")
+            raise ConfigError(f"{key}: must be {bound} ({what}), got {v!r}")
         out.append(float(v))
     return tuple(out)
 

@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import ntk_estimators as _ntk
 from .indexing import pairs as pairs_table, unpack_six_point, unpack_vertex
 
 __all__ = ["Statistic", "STATISTICS", "register_statistic", "get_statistic", "Moments",
@@ -251,6 +252,56 @@ register_statistic(Statistic(
     prediction=lambda p: (p.kurtosis, p.kurtosis, None),
     prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True,
     prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
+
+
+# -- the five NTK statistics (estimators: stats/ntk_estimators.py) ------------------------
+def _ntk_label(letter):
+    return lambda i: "%s[%s%s]" % (letter, _pair_label(i[:2]), _pair_label(i[2:]))
+
+
+_NTK_NOTE = "not predicted yet (the NTK recursions are not wired to this statistic)"
+_ntk_zeros = _zeros(lambda k: (k,) * 4)
+
+register_statistic(Statistic(
+    name="ntk", needs={"ntk_11": 1, "ntk_22": 1}, shape=lambda k: (k, k),
+    description="mean NTK E[Hhat_{11;ab}] (learning rates lambda_b, lambda_W / n_{l'-1})",
+    units="z^2 per unit learning rate",
+    estimate=_ntk.ntk_mean, unpack=_ntk.unpack_mean, first_layer=_ntk.first_layer_ntk,
+    distinct=distinct_pairs, label=lambda i: "ntk[%d%d]" % (i[0] + 1, i[1] + 1),
+    prediction=None, prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_A", needs={"ntk_11": 2, "ntk_22": 2}, shape=lambda k: (k,) * 4,
+    description="A[a,b,c,d] = n_{l-1} Cov(Hhat_{11;ab}, Hhat_{22;cd}), units 1 != 2",
+    units="NTK^2 times fan-in",
+    estimate=_ntk.ntk_A, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.A_SYMMETRIES), label=_ntk_label("A"),
+    prediction=None, prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_B", needs={"ntk_12": 2}, shape=lambda k: (k,) * 4,
+    description="B[a,c,b,d] = n_{l-1} E[Hhat_{12;ab} Hhat_{12;cd}], units 1 != 2",
+    units="NTK^2 times fan-in",
+    estimate=_ntk.ntk_B, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_B), label=_ntk_label("B"),
+    prediction=None, prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_D", needs={"ntk_11": 2, "ntk_22": 2, "gram": 2}, shape=lambda k: (k,) * 4,
+    description="D[a,b,c,d] = n_{l-1} Cov(Hhat_{11;ab}, z_{2;c} z_{2;d}), units 1 != 2 "
+                "(estimated as n_{l-1} Cov(Hhat_{11;ab}, Ghat_cd), equal exactly)",
+    units="NTK z^2 times fan-in",
+    estimate=_ntk.ntk_D, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.PAIR_SYMMETRIES), label=_ntk_label("D"),
+    prediction=None, prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_F", needs={"ntk_12": 2, "ntk_zz": 2}, shape=lambda k: (k,) * 4,
+    description="F[a,c,b,d] = n_{l-1} E[Hhat_{12;ab} z_{1;c} z_{2;d}], units 1 != 2",
+    units="NTK z^2 times fan-in",
+    estimate=_ntk.ntk_F, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_F), label=_ntk_label("F"),
+    prediction=None, prediction_note=_NTK_NOTE))
 
 
 def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
