@@ -228,11 +228,11 @@ register_statistic(Statistic(
     units="z^4 times fan-in",
     estimate=_vertex, unpack=unpack_vertex, first_layer=_zeros(lambda k: (k,) * 4),
     distinct=_vertex_entries, label=lambda i: "V[%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:])),
-    prediction=lambda p: (p.vertex, p.vertex, None),
-    prediction_note="leading order; O(1/n) deviations expected",
+    prediction=lambda p: (p.vertex_nlo, p.vertex, p.vertex_correction),
+    prediction_note="leading order V plus the 1/n correction V1/n; O(1/n^2) remainder",
     plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
     plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)",
-    prediction_labels=("$V$, leading order", "$V$, leading order")))
+    prediction_labels=("$V + V^{\\{1\\}}/n$", "$V$, leading order")))
 
 register_statistic(Statistic(
     name="six_point", needs={"gram": 3}, shape=lambda k: (k,) * 6,
@@ -240,7 +240,10 @@ register_statistic(Statistic(
     units="z^6 times fan-in^2",
     estimate=_six_point, unpack=unpack_six_point, first_layer=_zeros(lambda k: (k,) * 6),
     distinct=_six_entries,
-    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:]))))
+    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:])),
+    prediction=lambda p: (_six_point_prediction(p),) * 2 + (None,),
+    prediction_note="leading order; O(1/n) deviations expected",
+    prediction_labels=("$S_6$, leading order", "$S_6$, leading order")))
 
 register_statistic(Statistic(
     name="kurtosis", needs={"gram": 2}, shape=lambda k: (k,),
@@ -248,9 +251,17 @@ register_statistic(Statistic(
     units="dimensionless",
     estimate=_kurtosis, unpack=_identity, first_layer=_zeros(lambda k: (k,)),
     distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "kurt[%d]" % (i[0] + 1),
-    prediction=lambda p: (p.kurtosis, p.kurtosis, None),
-    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True,
-    prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
+    prediction=lambda p: (p.kurtosis_nlo, p.kurtosis, p.kurtosis_correction),
+    prediction_note="leading order 3 V/(n K^2) plus its 1/n^2 terms from V1 and G1; "
+                    "O(1/n^3) remainder", always=True,
+    prediction_labels=("$3V/(nG^2)$ to $1/n^2$", "$3V/(nK^2)$, leading order")))
+
+
+def _six_point_prediction(p):
+    """The layer prediction's six-point vertex; NaN where it was not computed."""
+    if getattr(p, "six_point", None) is None:
+        return np.full((p.kernel.shape[0],) * 6, np.nan)
+    return p.six_point
 
 
 def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:

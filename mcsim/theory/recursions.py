@@ -35,7 +35,7 @@ n_0 the input dimension, inputs a = 0..k-1. For layer l:
 * ``vertex_correction`` V1^(l) (k,)*4 and ``six_point`` S^(l) (k,)*6 (``higher=True``): the
   1/n correction of the vertex, V = V + V1/n_{l-1} + O(1/n^2), and the six-point vertex at
   leading order, n_{l-1}^2 kappa_3(Ghat, Ghat, Ghat); see ``vertex_nlo`` and ``six_point``.
-  NaN (with ``Prediction.notes`` saying why) above ``vertex_nlo.MAX_INPUTS`` distinct inputs.
+  None (with ``Prediction.notes`` saying why) above ``vertex_nlo.MAX_INPUTS`` distinct inputs.
 
 Inputs that coincide exactly (K^(1) rows with K_aa = K_bb = K_ab) give identical
 preactivations in every layer; they are computed once and copied, so kinked activations
@@ -153,7 +153,8 @@ def _distinct(K1, rtol=1e-12):
 
 
 def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=1.0,
-            lambda_W=1.0, q=None, higher: bool = True) -> Prediction:
+            lambda_W=1.0, q=None, higher: bool = True,
+            max_inputs: int | None = None) -> Prediction:
     """Kernel, four-point vertex, 1/n metric correction (and mean NTK) for every layer.
 
     Args:
@@ -164,7 +165,8 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
         C_W, C_b: one value for all layers or one per layer (entry l-1 for layer l).
         ntk: also compute Theta^(l); lambda_b, lambda_W: learning rates (scalar or per layer).
         q: quadrature order override (see ``quadrature.DEFAULT_ORDER``).
-        higher: also the six-point vertex and the 1/n vertex correction (``vertex_nlo``).
+        higher: also the six-point vertex and the 1/n vertex correction (``vertex_nlo``),
+            for at most ``max_inputs`` distinct inputs (default ``vertex_nlo.MAX_INPUTS``).
     """
     from ..activations import get_activation
     act = get_activation(activation)
@@ -217,7 +219,8 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
     if higher:
         from .vertex_nlo import higher_orders
         V1s, Ss, note = higher_orders(act, [o[0] for o in out], [o[1] for o in out],
-                                      [o[2] for o in out], fan_in, cw, q=q)
+                                      [o[2] for o in out], fan_in, cw, q=q,
+                                      max_inputs=max_inputs)
         notes = (note,) if note else ()
     layers = []
     b = back
