@@ -41,7 +41,7 @@ import numpy as np
 from .gaussian import breakpoints
 from .quadrature import iter_grid
 
-__all__ = ["moment_derivatives", "hermite_polynomials"]
+__all__ = ["moment_derivatives", "moment_tensors", "hermite_polynomials"]
 
 #: chunk size of the quadrature grids here (many polynomial columns per node)
 MAX_NODES = 1 << 16
@@ -73,48 +73,63 @@ def _code(t, k):
 
 def moment_derivatives(act, K, m: int, d: int = 0, *, q=None) -> np.ndarray:
     """d^d <s_a1 .. s_am>_K / dK_{c1e1} .. dK_{cded}, shape (k,)*(m + 2d); see module docstring."""
+    return moment_tensors(act, K, [(m, d)], q=q)[(m, d)]
+
+
+def moment_tensors(act, K, requests, *, q=None) -> dict:
+    """Several ``moment_derivatives`` at once, {(m, d): tensor}, sharing one quadrature grid
+    (and the Hermite polynomials) per subset of inputs."""
     K = np.asarray(K, dtype=float)
     K = 0.5 * (K + K.T)
     k = K.shape[0]
-    p = 2 * d
-    # packed values: [code of sorted a's, code of sorted derivative indices]
-    vals = np.zeros((k ** m, k ** p if p else 1))
-    groups = defaultdict(list)
-    for a in combinations_with_replacement(range(k), m):
-        groups[tuple(sorted(set(a)))].append(a)
+    requests = [tuple(r) for r in requests]
+    vals = {(m, d): np.zeros((k ** m, k ** (2 * d) if d else 1)) for m, d in requests}
+    # per subset S of inputs: per request, the function multisets whose distinct inputs are S
+    subsets = defaultdict(dict)
+    for m, d in requests:
+        for a in combinations_with_replacement(range(k), m):
+            subsets[tuple(sorted(set(a)))].setdefault((m, d), []).append(a)
     bps = breakpoints(act)
-    for S, fs in groups.items():
+    for S, reqs in subsets.items():
         dim = len(S)
         loc = {v: i for i, v in enumerate(S)}
-        fcols = [[loc[v] for v in a] for a in fs]
-        ders = list(combinations_with_replacement(range(dim), p))
         KS = K[np.ix_(S, S)]
-        if p:
+        order = max(2 * d for m, d in reqs)
+        if order:
             cond = np.linalg.cond(KS)
             if not np.isfinite(cond) or cond > 1e12:
                 raise ValueError(
                     f"derivatives in K need an invertible block of K on inputs {list(S)} "
                     f"(condition number {cond:.3g}): two distinct inputs with correlation +-1")
             P = np.linalg.inv(KS)
-        acc = np.zeros((len(fs), len(ders)))
+        plan = {r: ([[loc[v] for v in a] for a in fs],
+                    list(combinations_with_replacement(range(dim), 2 * r[1])))
+                for r, fs in reqs.items()}
+        acc = {r: np.zeros((len(fc), len(ders))) for r, (fc, ders) in plan.items()}
         for z, w in iter_grid(KS, bps, q, max_nodes=MAX_NODES):
             s = act.value(z)
-            F = np.stack([np.prod(s[:, c], axis=1) for c in fcols], axis=1) * w[:, None]
-            if p:
-                he = hermite_polynomials(z @ P, P, p)
-                Hm = np.stack([he[t] for t in ders], axis=1)
-                acc += F.T @ Hm
-            else:
-                acc += F.sum(axis=0)[:, None]
-        acc *= 0.5 ** d
-        for i, a in enumerate(fs):
-            for j, t in enumerate(ders):
-                vals[_code(a, k), _code(tuple(S[x] for x in t), k)] = acc[i, j]
-    # expand to the full tensor: sort the a's and the derivative indices of every entry
+            he = hermite_polynomials(z @ P, P, order) if order else {(): None}
+            for r, (fc, ders) in plan.items():
+                F = np.stack([np.prod(s[:, c], axis=1) for c in fc], axis=1) * w[:, None]
+                if r[1]:
+                    acc[r] += F.T @ np.stack([he[t] for t in ders], axis=1)
+                else:
+                    acc[r] += F.sum(axis=0)[:, None]
+        for r, (fc, ders) in plan.items():
+            fs = reqs[r]
+            A = acc[r] * 0.5 ** r[1]
+            for i, a in enumerate(fs):
+                for j, t in enumerate(ders):
+                    vals[r][_code(a, k), _code(tuple(S[x] for x in t), k)] = A[i, j]
+    return {r: _expand(vals[r], k, r[0], 2 * r[1]) for r in requests}
+
+
+def _expand(vals, k, m, p):
+    """The full tensor (k,)*(m + p) from packed values [code of sorted a's, code of sorted
+    derivative indices]."""
     idx = np.indices((k,) * (m + p)).reshape(m + p, -1).T
     fa = np.sort(idx[:, :m], axis=1)
-    fd = np.sort(idx[:, m:], axis=1)
-    w_f = k ** np.arange(m - 1, -1, -1)
-    w_d = k ** np.arange(p - 1, -1, -1) if p else np.zeros(0, dtype=int)
-    full = vals[fa @ w_f, fd @ w_d if p else np.zeros(len(idx), dtype=int)]
+    col = np.sort(idx[:, m:], axis=1) @ (k ** np.arange(p - 1, -1, -1)) if p else \
+        np.zeros(len(idx), dtype=int)
+    full = vals[fa @ (k ** np.arange(m - 1, -1, -1)), col]
     return full.reshape((k,) * (m + p))

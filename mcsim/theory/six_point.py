@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import gaussian as _g
-from .gaussian_higher import moment_derivatives
+from .gaussian_higher import moment_tensors
 
 __all__ = ["LayerTensors", "layer_tensors", "six_point_step", "connected_six"]
 
@@ -67,17 +67,21 @@ def layer_tensors(act, K, *, derivatives: bool = True, q=None) -> LayerTensors:
     k = K.shape[0]
     P = k * k
     m2 = _g.two_point(act, K, q=q).reshape(P)
-    M4 = _g.four_point(act, K, q=q).reshape(P, P)
-    M6 = moment_derivatives(act, K, 6, 0, q=q).reshape(P, P, P)
+    reqs = [(4, 0), (6, 0)] + ([(2, 3), (4, 1), (4, 2)] if derivatives else [])
+    mt = moment_tensors(act, K, reqs, q=q)
+    if act.name == "linear":
+        mt[(4, 0)] = _g.four_point(act, K)                       # Wick, exact
+    M4 = mt[(4, 0)].reshape(P, P)
+    M6 = mt[(6, 0)].reshape(P, P, P)
     C = M4 - np.outer(m2, m2)
     T = connected_six(M6, M4, m2)
     if not derivatives:
         return LayerTensors(k, m2, C, T)
     J, H = _g.two_point_jacobian(act, K, second=True, q=q)
     J, H = J.reshape(P, P), H.reshape(P, P, P)
-    Q = moment_derivatives(act, K, 2, 3, q=q).reshape(P, P, P, P)
-    dM4 = moment_derivatives(act, K, 4, 1, q=q).reshape(P, P, P)
-    d2M4 = moment_derivatives(act, K, 4, 2, q=q).reshape(P, P, P, P)
+    Q = mt[(2, 3)].reshape(P, P, P, P)
+    dM4 = mt[(4, 1)].reshape(P, P, P)
+    d2M4 = mt[(4, 2)].reshape(P, P, P, P)
     for name, t in (("J", J), ("H", H), ("Q", Q), ("dM4", dM4), ("d2M4", d2M4)):
         if not np.all(np.isfinite(t)):
             raise ValueError(f"derivatives {name} of the Gaussian moments diverge (two distinct "
