@@ -3,11 +3,15 @@
     from mcsim.theory import predict, find_criticality
     P = predict("tanh", inputs, widths=[64] * 4, C_W=1.0, C_b=0.0)
     P.layer(3).kernel, P.layer(3).correction, P.layer(3).vertex, P.layer(3).metric
+    P.layer(3).vertex_correction, P.layer(3).vertex_nlo, P.layer(3).six_point
 
 Modules:
     quadrature   Gaussian quadrature rules (piecewise Gauss-Legendre split at kinks)
     gaussian     <f(z)>_K for activations, closed forms, derivatives in K (Price's theorem)
     recursions   per-layer K, V, G^{1} (1/n metric correction), NTK mean
+    gaussian_higher  six-point function, derivatives of the four-point function (Hermite)
+    six_point    the six-point vertex at leading order
+    vertex_nlo   V1, the 1/n correction of the four-point vertex (and the driver of both)
     criticality  chi_parallel, chi_perpendicular, fixed points, critical (C_b, C_W), class
     store        prediction files (kind = "prediction") and text output
 """
