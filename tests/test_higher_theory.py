@@ -287,12 +287,12 @@ def _simulate(case, n, networks, seed):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_width_sweep(case):
-    """V against V + V1/n and the six-point vertex against its leading order at n = 8 and 32
-    (tanh and GELU at criticality).
+    """V against V + V1/n, the six-point vertex against its leading order and the kurtosis
+    against its 1/n^2 prediction at n = 8 and 32 (tanh and GELU at criticality).
 
-    The neglected terms: V - V - V1/n = R/n^2 and S6 - S6_leading = R6/n + O(1/n^2). R and R6
-    are measured at n = 8; at n = 32 the deviation must lie within 5 standard errors plus
-    twice the neglected term scaled from n = 8 (R/32^2, R6/32: a remainder that does not
+    The neglected terms: V - V - V1/n = R/n^2, S6 - S6_leading = R6/n + O(1/n^2), kurtosis:
+    R4/n^3. They are measured at n = 8; at n = 32 the deviation must lie within 5 standard
+    errors plus twice the neglected term scaled from n = 8 (R/32^2, R6/32: a remainder that does not
     shrink with the stated power fails, so an error dV1 in V1 shows as dV1/32 beyond the
     bound; measured: the test fails when the Q term of V1 is dropped)."""
     c = CASES[case]
@@ -305,9 +305,10 @@ def test_width_sweep(case):
             for n in res}
     leading_devs = []
     for l in range(3, c["depth"] + 2):
-        for name, power in (("vertex", 2), ("six_point", 1)):
-            get = (lambda p: (p.vertex, p.vertex_nlo)) if name == "vertex" else \
-                (lambda p: (p.six_point, p.six_point))
+        for name, power in (("vertex", 2), ("six_point", 1), ("kurtosis", 3)):
+            get = {"vertex": lambda p: (p.vertex, p.vertex_nlo),
+                   "six_point": lambda p: (p.six_point, p.six_point),
+                   "kurtosis": lambda p: (p.kurtosis, p.kurtosis_nlo)}[name]
             est = {n: getattr(res[n].layer(l), name) for n in res}
             lead, full = get(pred[small].layer(l))
             _, full_large = get(pred[large].layer(l))

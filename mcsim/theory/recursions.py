@@ -33,7 +33,7 @@ n_0 the input dimension, inputs a = 0..k-1. For layer l:
   Infinite (undefined) for activations with jumps (perceptron).
 * ``kurtosis`` (k,): excess kurtosis of one z_{i;a} at leading order, 3 V_aaaa / (n_{l-1} K_aa^2).
 * ``vertex_correction`` V1^(l) (k,)*4 and ``six_point`` S^(l) (k,)*6 (``higher=True``): the
-  1/n correction of the vertex, V = V + V1/n_{l-1} + O(1/n^2), and the six-point vertex at
+  1/n correction of the vertex, n_{l-1} Cov(Ghat) = V + V1/n_{l-1} + O(1/n^2), and the six-point vertex at
   leading order, n_{l-1}^2 kappa_3(Ghat, Ghat, Ghat); see ``vertex_nlo`` and ``six_point``.
   None (with ``Prediction.notes`` saying why) above ``vertex_nlo.MAX_INPUTS`` distinct inputs.
 
