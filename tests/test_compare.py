@@ -26,7 +26,8 @@ def _cfg(width, networks=200_000, act="tanh", seed=5, depth=4):
 
 
 def _fake_estimates(cfg, rng, err=1e-4, vertex_slope=0.3):
-    """Prediction + exact 1/n terms + noise: metric K + G1/n, vertex V + vertex_slope/n."""
+    """Prediction + noise + an injected 1/n term: metric K + G1/n, vertex V + V1/n +
+    vertex_slope/n, kurtosis to order 1/n^2."""
     pred = predict_config(cfg, ntk=False)
     est = {}
     for p in pred.layers:
@@ -35,10 +36,10 @@ def _fake_estimates(cfg, rng, err=1e-4, vertex_slope=0.3):
         stoch = p.layer > 1
         m = p.metric + (noise(p.metric.shape) if stoch else 0)
         m = 0.5 * (m + m.T)
-        v = p.vertex + (vertex_slope / n + noise(p.vertex.shape) if stoch else 0)
+        v = p.vertex_nlo + (vertex_slope / n + noise(p.vertex.shape) if stoch else 0)
         s = np.full(p.metric.shape, err if stoch else 0.0)
         est[p.layer] = {"metric": (m, s), "vertex": (v, np.full(v.shape, err if stoch else 0.0)),
-                        "kurtosis": (p.kurtosis, np.full(p.kurtosis.shape, err if stoch else 0.0))}
+                        "kurtosis": (p.kurtosis_nlo, np.full(p.kurtosis.shape, err if stoch else 0.0))}
     return est
 
 
@@ -116,8 +117,9 @@ def test_width_sweep_from_a_sweep_file(tmp_path):
     assert np.all(np.abs(met["X_inf_dev"]) < 5) and np.all(np.abs(met["a_dev"]) < 5)
     ver = sw.rows[sw.rows["statistic"] == "vertex"]
     assert np.all(np.abs(ver["X_inf_dev"]) < 5)
-    assert np.allclose(ver["a"], 0.3, atol=5 * ver["a_err"])        # the injected 1/n term
-    assert "n*dev" in sw.text()
+    # the predicted V1 plus the injected 1/n term
+    assert np.allclose(ver["a"], ver["a_predicted"] + 0.3, atol=5 * ver["a_err"])
+    assert "n^2*dev" in sw.text()
     paths = P.plot_width_sweep(sw, tmp_path / "plots")
     assert all((tmp_path / "plots" / f"width_sweep.{e}").stat().st_size > 0 for e in ("png", "pdf"))
     assert len(paths) == 2

@@ -25,15 +25,16 @@ def add_commands(subparsers) -> None:
     t = subparsers.add_parser(
         "theory", help="1/n-expansion predictions, or the critical initialisation",
         description="`mcsim theory CONFIG`: per layer the kernel K, the 1/n metric correction "
-        "G1 (G = K + G1/n_(l-1)), the four-point vertex V at leading order and the mean NTK, "
-        "for the network of CONFIG, and each layer's contribution to the output layer's mean NTK "
-        "H^(L) (learning rates [network] lambda_b, lambda_W, default 1.0); --ntk adds the NTK "
-        "mean to order 1/n (H + H1/n_(l-1)) and its fluctuations A, B, D, F; -o stores the "
-        "metric predictions in HDF5 with the layout of a measurement (kind = \"prediction\"). "
-        "`mcsim theory criticality ACTIVATION`: the susceptibilities, the critical (C_b, C_W), "
-        "the universality class of an activation, and the per-layer learning rates lambda_b^(l), "
-        "lambda_W^(l) with which every layer contributes equally to the NTK (learning-rate "
-        "equivalence principle) for a network of --depth layers.")
+        "G1 (G = K + G1/n_(l-1)), the four-point vertex V and its 1/n correction V1, the "
+        "six-point vertex at leading order and the mean NTK for the network of CONFIG, and each "
+        "layer's contribution to the output layer's mean NTK H^(L) (learning rates [network] "
+        "lambda_b, lambda_W, default 1.0); --ntk adds the NTK mean to order 1/n (H + H1/n_(l-1)) "
+        "and its fluctuations A, B, D, F; -o stores the predictions in HDF5 with the layout of a "
+        "measurement (kind = \"prediction\"). `mcsim theory criticality ACTIVATION`: the "
+        "susceptibilities, the critical (C_b, C_W), the universality class of an activation, and "
+        "the per-layer learning rates lambda_b^(l), lambda_W^(l) with which every layer "
+        "contributes equally to the NTK (learning-rate equivalence principle) for a network of "
+        "--depth layers.")
     t.add_argument("target", metavar="CONFIG|criticality",
                    help="a run configuration (TOML), or the word `criticality`")
     t.add_argument("activation", nargs="?", help="with `criticality`: the activation name")
@@ -54,10 +55,12 @@ def add_commands(subparsers) -> None:
     c = subparsers.add_parser(
         "compare", help="compare measurements with the 1/n expansion",
         description="One file: per layer and distinct entry, the measurement +- standard error, "
-        "the prediction (K + G1/n for the metric, leading order for the vertex and kurtosis) "
+        "the prediction (K + G1/n for the metric, V + V1/n for the vertex, leading order for "
+        "the six-point vertex, the kurtosis to order 1/n^2) "
         "and the deviation in standard errors. Several files (or a collected sweep): runs that "
         "differ only in width are fitted to X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when "
-        "chi^2 supports it), X_inf against the leading prediction and a against G1.")
+        "chi^2 supports it), X_inf against the leading prediction and a against G1 (metric) or "
+        "V1 (vertex).")
     c.add_argument("files", nargs="+", help="measurement files or collected sweep files")
     c.add_argument("--plot", metavar="DIR", help="write PNG and PDF figures into DIR")
     c.add_argument("--layer", type=int, action="append", help="only this layer (repeatable)")

@@ -229,11 +229,11 @@ register_statistic(Statistic(
     units="z^4 times fan-in",
     estimate=_vertex, unpack=unpack_vertex, first_layer=_zeros(lambda k: (k,) * 4),
     distinct=_vertex_entries, label=lambda i: "V[%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:])),
-    prediction=lambda p: (p.vertex, p.vertex, None),
-    prediction_note="leading order; O(1/n) deviations expected",
+    prediction=lambda p: (p.vertex_nlo, p.vertex, p.vertex_correction),
+    prediction_note="leading order V plus the 1/n correction V1/n; O(1/n^2) remainder",
     plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
     plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)",
-    prediction_labels=("$V$, leading order", "$V$, leading order")))
+    prediction_labels=("$V + V^{\\{1\\}}/n$", "$V$, leading order")))
 
 register_statistic(Statistic(
     name="six_point", needs={"gram": 3}, shape=lambda k: (k,) * 6,
@@ -241,7 +241,10 @@ register_statistic(Statistic(
     units="z^6 times fan-in^2",
     estimate=_six_point, unpack=unpack_six_point, first_layer=_zeros(lambda k: (k,) * 6),
     distinct=_six_entries,
-    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:]))))
+    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:])),
+    prediction=lambda p: (_six_point_prediction(p),) * 2 + (None,),
+    prediction_note="leading order; O(1/n) deviations expected",
+    prediction_labels=("$S_6$, leading order", "$S_6$, leading order")))
 
 register_statistic(Statistic(
     name="kurtosis", needs={"gram": 2}, shape=lambda k: (k,),
@@ -249,9 +252,17 @@ register_statistic(Statistic(
     units="dimensionless",
     estimate=_kurtosis, unpack=_identity, first_layer=_zeros(lambda k: (k,)),
     distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "kurt[%d]" % (i[0] + 1),
-    prediction=lambda p: (p.kurtosis, p.kurtosis, None),
-    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True,
-    prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
+    prediction=lambda p: (p.kurtosis_nlo, p.kurtosis, p.kurtosis_correction),
+    prediction_note="leading order 3 V/(n K^2) plus its 1/n^2 terms from V1 and G1; "
+                    "O(1/n^3) remainder", always=True,
+    prediction_labels=("$3V/(nG^2)$ to $1/n^2$", "$3V/(nK^2)$, leading order")))
+
+
+def _six_point_prediction(p):
+    """The layer prediction's six-point vertex; NaN where it was not computed."""
+    if getattr(p, "six_point", None) is None:
+        return np.full((p.kernel.shape[0],) * 6, np.nan)
+    return p.six_point
 
 
 # -- the five NTK statistics (estimators: stats/ntk_estimators.py) ------------------------
@@ -259,7 +270,24 @@ def _ntk_label(letter):
     return lambda i: "%s[%s%s]" % (letter, _pair_label(i[:2]), _pair_label(i[2:]))
 
 
-_NTK_NOTE = "not predicted yet (the NTK recursions are not wired to this statistic)"
+_NTK_NOTE = "leading order in 1/n (book ch. 8); the measurement differs by O(1/n)"
+_NTK_MEAN_NOTE = "to order 1/n: H + H1/n_{l-1} (H1: the 1/n correction of the mean NTK)"
+
+
+def _ntk_prediction(part):
+    """The prediction hook of an NTK statistic: from ``LayerPrediction.ntk_moments`` (an
+    ``NTKLayerPrediction``); NaN (not predicted) where those were not computed."""
+    def hook(p):
+        m = getattr(p, "ntk_moments", None)
+        if m is None:
+            k = p.kernel.shape[0]
+            nan = np.full((k, k) if part == "ntk" else (k,) * 4, np.nan)
+            return nan, nan, None
+        if part == "ntk":
+            return m.ntk, m.ntk_leading, m.ntk_correction
+        value = getattr(m, part)
+        return value, value, None
+    return hook
 _ntk_zeros = _zeros(lambda k: (k,) * 4)
 
 register_statistic(Statistic(
@@ -268,7 +296,7 @@ register_statistic(Statistic(
     units="z^2 per unit learning rate",
     estimate=_ntk.ntk_mean, unpack=_ntk.unpack_mean, first_layer=_ntk.first_layer_ntk,
     distinct=distinct_pairs, label=lambda i: "ntk[%d%d]" % (i[0] + 1, i[1] + 1),
-    prediction=None, prediction_note=_NTK_NOTE))
+    prediction=_ntk_prediction("ntk"), prediction_note=_NTK_MEAN_NOTE))
 
 register_statistic(Statistic(
     name="ntk_A", needs={"ntk_11": 2, "ntk_22": 2}, shape=lambda k: (k,) * 4,
@@ -276,7 +304,7 @@ register_statistic(Statistic(
     units="NTK^2 times fan-in",
     estimate=_ntk.ntk_A, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
     distinct=lambda k: _ntk.orbits(k, _ntk.A_SYMMETRIES), label=_ntk_label("A"),
-    prediction=None, prediction_note=_NTK_NOTE))
+    prediction=_ntk_prediction("A"), prediction_note=_NTK_NOTE))
 
 register_statistic(Statistic(
     name="ntk_B", needs={"ntk_12": 2}, shape=lambda k: (k,) * 4,
@@ -284,7 +312,7 @@ register_statistic(Statistic(
     units="NTK^2 times fan-in",
     estimate=_ntk.ntk_B, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
     distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_B), label=_ntk_label("B"),
-    prediction=None, prediction_note=_NTK_NOTE))
+    prediction=_ntk_prediction("B"), prediction_note=_NTK_NOTE))
 
 register_statistic(Statistic(
     name="ntk_D", needs={"ntk_11": 2, "ntk_22": 2, "gram": 2}, shape=lambda k: (k,) * 4,
@@ -293,7 +321,7 @@ register_statistic(Statistic(
     units="NTK z^2 times fan-in",
     estimate=_ntk.ntk_D, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
     distinct=lambda k: _ntk.orbits(k, _ntk.PAIR_SYMMETRIES), label=_ntk_label("D"),
-    prediction=None, prediction_note=_NTK_NOTE))
+    prediction=_ntk_prediction("D"), prediction_note=_NTK_NOTE))
 
 register_statistic(Statistic(
     name="ntk_F", needs={"ntk_12": 2, "ntk_zz": 2}, shape=lambda k: (k,) * 4,
@@ -301,7 +329,7 @@ register_statistic(Statistic(
     units="NTK z^2 times fan-in",
     estimate=_ntk.ntk_F, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
     distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_F), label=_ntk_label("F"),
-    prediction=None, prediction_note=_NTK_NOTE))
+    prediction=_ntk_prediction("F"), prediction_note=_NTK_NOTE))
 
 
 def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
@@ -309,8 +337,9 @@ def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
     ``<statistic>_leading`` / ``<statistic>_correction`` part. ``prediction``: the dataset
     of a prediction file, whose statistics say that they are predictions and to which order."""
     if prediction and dataset == "ntk":
-        return ("mean NTK Theta_ab at infinite width (learning rates lambda_b = lambda_W = 1), "
-                "leading order", "z^2")
+        return ("1/n-expansion prediction of the mean NTK E[Hhat_{11;ab}] (learning rates of the "
+                "config): H + H1/n_{l-1} where the file also holds ntk_correction, else H, its "
+                "infinite-width value", STATISTICS["ntk"].units)
     if dataset in STATISTICS:
         s = STATISTICS[dataset]
         if prediction and s.prediction is not None:

@@ -3,6 +3,7 @@
     from mcsim.theory import predict, find_criticality
     P = predict("tanh", inputs, widths=[64] * 4, C_W=1.0, C_b=0.0)
     P.layer(3).kernel, P.layer(3).correction, P.layer(3).vertex, P.layer(3).metric
+    P.layer(3).vertex_correction, P.layer(3).vertex_nlo, P.layer(3).six_point
 
 Modules:
     quadrature   Gaussian quadrature rules (piecewise Gauss-Legendre split at kinks)
@@ -11,6 +12,9 @@ Modules:
     ntk          NTK mean to 1/n (H + H1/n), fluctuations A, B, D, F, per-layer
                  contributions to H^(L), equivalence-principle learning rates
     ntk_gaussian the mixed Gaussian moments of sigma and sigma' the NTK recursions need
+    gaussian_higher  six-point function, derivatives of the four-point function (Hermite)
+    six_point    the six-point vertex at leading order
+    vertex_nlo   V1, the 1/n correction of the four-point vertex (and the driver of both)
     criticality  chi_parallel, chi_perpendicular, fixed points, critical (C_b, C_W), class
     store        prediction files (kind = "prediction") and text output
 """
