@@ -13,6 +13,15 @@ Ratios printed: cost(ntk output) / cost(metric) (target <= 3) and cost(ntk all) 
 (target <= L/2 = 5).
 
     python benchmarks/bench_ntk.py [--quick]       (or benchmarks/run.py --only ntk)
+
+Measured (AMD EPYC znver5, one thread, results/ntk.json): markov n = 256: 70.6k / 20.8k /
+7.0k networks/s (ratios 3.4 and 10.0); n = 1024: 20.9k / 6.4k / 2.2k (3.3 and 9.4); dense
+n = 256: 1.08k / 0.56k / 0.21k (1.9 and 5.2). Where the cost goes: a forward layer draws k n
+normals, a backward step through a layer 2k n (the conditional sample of W^T Delta for the 2k
+gradient columns of two units, theory notes section 4), and the forward pass also needs
+sigma'. One backward pass per recorded layer l costs l - 2 steps, so "every layer" is
+~(L-1)(L-2)/2 = 36 steps against 9 forward layers at L = 10: about 8x the metric's normals
+alone, hence ~10x rather than L/2.
 """
 from __future__ import annotations
 
