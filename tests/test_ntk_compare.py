@@ -74,3 +74,13 @@ def test_dense_sampler_against_the_prediction_at_layer_two():
     res = mcsim.simulate(_cfg("dense").replace(networks=60_000), progress="off")
     table = compare(res, statistics=NTK_STATS, layers=[2])
     assert len(table.rows) and np.all(np.abs(table.rows["deviation"]) < 5), table.text()
+
+
+def test_ntk_of_some_layers_only():
+    """NTK statistics of a subset of layers (`output.layers`): the NTK columns of the other
+    layers are NaN by design and must not stop the run as an overflow (a bug once)."""
+    raw = _cfg().to_dict()
+    raw["ensemble"]["networks"] = 8192
+    raw["output"]["layers"] = [3]
+    res = mcsim.simulate(config_from_dict(raw), progress="off")
+    assert res.layers == [3] and np.all(np.isfinite(res.layer(3).ntk.mean))

@@ -270,6 +270,13 @@ def cmd_compare(args) -> int:
                 stem = P.figure_stem("width-sweep", tag, f"layer{layer}", taken=taken)
                 for p in P.plot_width_sweep(sweep, args.plot, stem=stem, layer=layer):
                     print(f"wrote {p}")
+                ntk = [e for e in P.NTK_SWEEP_ENTRIES
+                       if any(k[0] == layer and k[2] == e for k in sweep.points)]
+                if ntk:                 # the NTK and its fluctuations: a figure of their own
+                    stem = P.figure_stem("width-sweep-ntk", tag, f"layer{layer}", taken=taken)
+                    for p in P.plot_width_sweep(sweep, args.plot, stem=stem, layer=layer,
+                                                entries=ntk):
+                        print(f"wrote {p}")
             if args.plot and "kurtosis" in stats and all(
                     any("kurtosis" in m.layers[l] for l in m.layers) for m in group):
                 stem = P.figure_stem("kurtosis-depth", tag, taken=taken)

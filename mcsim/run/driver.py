@@ -97,7 +97,8 @@ class BlockWorker:
                 self._buffer = np.empty((min(self.chunk, n), self.bs, self.S, self.sampler.width))
             out = self._buffer[:cn]
             self.sampler.sample(first + c0, cn, out)
-            check_samples(out, first + c0, self.sampler.layout)      # inf / NaN: stop, say where
+            check_samples(out, first + c0, self.sampler.layout,      # inf / NaN: stop, say where
+                          recorded=self.layers)
             self.block_moments(out, self.layers, self.columns, self.triples, self.order,
                                mean[c0:c0 + cn], m2[c0:c0 + cn], m3[c0:c0 + cn])
         check_moments({"mean": mean, "m2": m2, "m3": m3}, first, self.cfg.stochastic_layers)

@@ -49,11 +49,23 @@ def _quantity_at(layout, column: int) -> str:
     return "value"
 
 
-def check_samples(out: np.ndarray, first_block: int, layout, first_layer: int = 2) -> None:
+def check_samples(out: np.ndarray, first_block: int, layout, first_layer: int = 2,
+                  recorded=None) -> None:
     """Raise NumericalOverflow if a sampler buffer ``out`` (n_blocks, block_size, S, W) holds
     inf or NaN; the message names the first network (in block order) and the first layer of it
-    whose values left float64. ``layout``: the buffer's quantity layout (width W)."""
+    whose values left float64. ``layout``: the buffer's quantity layout (width W).
+    ``recorded``: the stochastic layers s whose quantities are used (default: all); in the
+    others only the Ghat columns are checked (the NTK kernels fill the NTK columns of layers
+    that are not recorded with NaN, so that no estimate can use them by mistake)."""
     nb, N, S, W = out.shape
+    if recorded is not None and len(recorded) < S and "gram" in layout.names:
+        g = layout.slice("gram")
+        if g.stop - g.start < W:         # quantities beyond Ghat: check them where recorded
+            check_samples(out[..., g], first_block, layout, first_layer)
+            mask = np.zeros(S, dtype=bool)
+            mask[np.asarray(recorded, dtype=np.int64)] = True
+            masked = np.where(mask[None, None, :, None], out, 0.0)
+            return check_samples(masked, first_block, layout, first_layer)
     r, c = first_nonfinite(out.reshape(nb * N, S * W))
     if r < 0:
         return
