@@ -39,8 +39,13 @@ writes ``out[., ., r, :]`` (length M = 3 k n_L + 4):
     3K + 2        test loss (with test targets, else 0); 3K + 3 the linearised one's
 
 A network is *diverged* (``diverged[i, j] = 1``, its ``out`` rows are left as they are and
-must not be used) when its training loss or its linearisation's leaves the finite range
-(not finite, or above ``DIVERGENCE_LOSS``); it is not trained further.
+must not be used; it is not trained further) when
+
+- its learning rate is above the stability limit of its own NTK at initialisation,
+  eta lambda_max(Theta_TT) >= 2 (lambda_max by ``POWER_ITERATIONS`` power iterations): its
+  linearised model then grows without bound; or
+- its training loss, or its linearisation's, exceeds ``DIVERGENCE_FACTOR`` times
+  (1 + the initial loss), or is not finite.
 """
 
 from __future__ import annotations
@@ -54,11 +59,43 @@ from .dense import RADEMACHER, UNIFORM
 from .jit import kernel, parallel_kernel
 from .rng import fill_normals, fill_signs, fill_uniforms
 
-__all__ = ["draw_parameters", "parameter_offsets", "train_networks", "network_ntk",
-           "masked_block_moments", "record_width", "DIVERGENCE_LOSS"]
+__all__ = ["draw_parameters", "parameter_offsets", "train_networks", "network_ntk", "max_eigenvalue",
+           "masked_block_moments", "record_width", "DIVERGENCE_FACTOR", "POWER_ITERATIONS"]
 
-#: a loss above this (or not finite) marks a network as diverged
-DIVERGENCE_LOSS = 1e100
+#: a loss above DIVERGENCE_FACTOR * (1 + initial loss) (or not finite) marks a network as diverged
+DIVERGENCE_FACTOR = 1e8
+#: power iterations for the largest eigenvalue of the per-network Theta_TT
+POWER_ITERATIONS = 200
+
+
+@kernel
+def max_eigenvalue(A, T, iterations):
+    """Largest eigenvalue of the symmetric PSD block A[:T, :T] by power iteration from a fixed
+    start vector (deterministic); a lower bound that converges to lambda_max."""
+    v = np.empty(T)
+    u = np.empty(T)
+    for q in range(T):
+        v[q] = 1.0 + 0.01 * q
+    lam = 0.0
+    for it in range(iterations):
+        norm = 0.0
+        for q in range(T):
+            norm += v[q] * v[q]
+        norm = np.sqrt(norm)
+        if norm == 0.0:
+            return 0.0
+        for q in range(T):
+            v[q] /= norm
+        lam = 0.0
+        for q in range(T):
+            acc = 0.0
+            for r in range(T):
+                acc += A[q, r] * v[r]
+            u[q] = acc
+            lam += v[q] * acc
+        for q in range(T):
+            v[q] = u[q]
+    return lam
 
 
 def record_width(k: int, n_out: int) -> int:
@@ -261,8 +298,11 @@ def _train_one(key, block, network, x, N, y, y_test, widths, C_W, C_b, act_code,
     for a in range(k):
         for i in range(n_out):
             zlin[a * n_out + i] = zs[L - 1, N + a, i]
+    if eta * max_eigenvalue(theta, T, POWER_ITERATIONS) >= 2.0:
+        return True
     r = 0
     R = record.shape[0]
+    limit = 0.0
     for t in range(steps + 1):
         if t > 0:
             _forward(x, 0, N, widths, act_code, act_param, woff, boff, wbuf, bbuf, zs, hs)
@@ -276,7 +316,9 @@ def _train_one(key, block, network, x, N, y, y_test, widths, C_W, C_b, act_code,
         for q in range(T):
             lin_loss += rlin[q] * rlin[q]
         lin_loss *= 0.5
-        if not (loss <= DIVERGENCE_LOSS and lin_loss <= DIVERGENCE_LOSS):   # also NaN
+        if t == 0:
+            limit = DIVERGENCE_FACTOR * (1.0 + loss)
+        if not (loss <= limit and lin_loss <= limit):   # also NaN
             return True
         if r < R and record[r] == t:
             o = out[r]
@@ -299,7 +341,7 @@ def _train_one(key, block, network, x, N, y, y_test, widths, C_W, C_b, act_code,
             o[3 * K + 1] = lin_loss
             o[3 * K + 2] = 0.5 * test_loss
             o[3 * K + 3] = 0.5 * lin_test_loss
-            if not (abs(o[3 * K + 2]) <= DIVERGENCE_LOSS and abs(o[3 * K + 3]) <= DIVERGENCE_LOSS):
+            if not (abs(o[3 * K + 2]) < np.inf and abs(o[3 * K + 3]) < np.inf):
                 return True
             r += 1
         if t == steps:

@@ -78,14 +78,20 @@ def cmd_theory(args) -> int:
         cfg = load_config(args.target)
     except ConfigError as exc:
         return _err("theory", exc, EXIT_USAGE)
+    training = None
     try:
         pred = predict_config(cfg, ntk=not args.no_ntk)
+        if cfg.training is not None:            # [training]: the infinite-width trained ensemble
+            from ..theory.training import format_training_prediction, predict_training
+            training = predict_training(cfg)
     except ValueError as exc:
         return _err("theory", exc, EXIT_USAGE)
     print(format_prediction(pred, layers=args.layer, show_all=args.all))
+    if training is not None:
+        print(format_training_prediction(training))
     if args.output:
         try:
-            write_prediction(args.output, pred, cfg)
+            write_prediction(args.output, pred, cfg, training=training)
         except OSError as exc:
             return _err("theory", exc, EXIT_FAILURE)
         print(f"wrote {args.output}")

@@ -55,6 +55,7 @@ class RunState:
     up_to_date: bool = False                # the existing file is complete: nothing to do
     stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
+    training: BinnedMoments | None = None   # [training]: the trained networks' accumulator
 
 
 class BlockWorker:
@@ -119,6 +120,10 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
     worker = BlockWorker(cfg, layout)
+    trainer = None
+    if cfg.training is not None:
+        from ..training.accumulate import TrainingWorker, add_training_blocks
+        trainer = TrainingWorker(cfg)
     bs = cfg.ensemble.block_size
     if comm.is_root and state.up_to_date:
         total = start_block                 # complete (or met its target): nothing to sample
@@ -148,16 +153,19 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
             n = max(0, min(per_rank, total - first))
             t0 = time.monotonic()
             states = worker.run(cfg.ensemble.first_block + first, n) if n else None
+            trained = trainer.run(cfg.ensemble.first_block + first, n) if n and trainer else None
             dt = time.monotonic() - t0
             timing["sampling"] += dt
             t_reduce_0 = time.monotonic()
-            gathered = comm.gather((first, n, states, flag.signame, dt))
+            gathered = comm.gather((first, n, states, flag.signame, dt, trained))
             next_block = min(total, next_block + comm.size * per_rank)
             if comm.is_root:
                 acc = state.acc
-                for g_first, g_n, g_states, g_sig, _ in sorted(gathered, key=lambda g: g[0]):
+                for g_first, g_n, g_states, g_sig, _, g_trained in sorted(gathered, key=lambda g: g[0]):
                     if g_n:
                         acc.add_blocks(cfg.ensemble.first_block + g_first, *g_states)
+                        if trainer is not None:
+                            add_training_blocks(state.training, cfg.ensemble.first_block + g_first, *g_trained)
                     stop_signal = stop_signal or g_sig
                 # adapt the round so that it lasts about ROUND_SECONDS (at most 4x change per round)
                 if n:
@@ -188,12 +196,15 @@ def simulate(cfg, *, output=None, threads: int | None = None, progress: str | No
     if state.up_to_date:
         attrs = state.stored_attrs          # nothing was done: the file is left as it is
     elif path:
-        write_run(path, cfg, acc, estimates, attrs)
+        write_run(path, cfg, acc, estimates, attrs, training=state.training)
     timing["checkpoint"] += time.monotonic() - t_final
     comm.barrier()              # (a rank exiting early could make srun kill this write)
     if stop_signal and not complete:
         raise Interrupted(path, acc.networks, stop_signal)
     result = build_result(cfg, estimates, attrs, path)
+    if state.training is not None:
+        from ..training.accumulate import result_of
+        result.training = result_of(cfg, state.training)
     result.written = bool(path) and not state.up_to_date
     return result
 
@@ -207,6 +218,9 @@ def _root_setup(cfg, path, force: bool) -> RunState:
                  f"{requested:,}", cfg.ensemble.block_size)
     if path is None or not path.exists() or force:
         state = RunState(new_accumulator(cfg), start_block=0)
+        if cfg.training is not None:
+            from ..training.accumulate import new_training_accumulator
+            state.training = new_training_accumulator(cfg)
         if path is not None:
             # write the empty file first: an unwritable location fails now, not after the work
             _checkpoint(cfg, path, state, 0.0, complete=False)
@@ -223,9 +237,13 @@ def _root_setup(cfg, path, force: bool) -> RunState:
     if acc.blocks > cfg.ensemble.blocks:
         raise ResumeError(f"{path} already holds {acc.networks:,} networks, more than the "
                           f"{requested:,} requested; the file is unchanged (ask for at least as many networks)")
+    if cfg.training is not None and (existing.training is None or existing.training.blocks != acc.blocks):
+        raise ResumeError(f"{path} holds no /training accumulator matching its {acc.blocks} blocks; "
+                          "cannot resume a [training] run from it (use --force)")
     state = RunState(acc, start_block=acc.blocks,
                      runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
-                     created=existing.attrs.get("created"), stored_attrs=existing.attrs)
+                     created=existing.attrs.get("created"), stored_attrs=existing.attrs,
+                     training=existing.training if cfg.training is not None else None)
     met = cfg.ensemble.target is not None and existing.attrs.get("target_reached") and \
         existing.attrs.get("target") == json.dumps(cfg.ensemble.target.to_dict())
     if existing.complete and (acc.blocks == cfg.ensemble.blocks or met):
@@ -259,4 +277,4 @@ def _finish_attrs(cfg, state: RunState, elapsed: float, complete: bool):
 
 def _checkpoint(cfg, path, state: RunState, elapsed, complete):
     estimates, attrs = _finish_attrs(cfg, state, elapsed, complete)
-    write_run(path, cfg, state.acc, estimates, attrs)
+    write_run(path, cfg, state.acc, estimates, attrs, training=state.training)

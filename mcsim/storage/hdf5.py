@@ -191,8 +191,9 @@ def write_header(f, cfg, kind: str, attrs: dict) -> None:
                    units="input units (x enters layer 1 as C_W x.x / n_0)")
 
 
-def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
-    """A measurement: header, per-layer estimates and the raw accumulator state."""
+def write_run(path, cfg, acc, estimates: dict, attrs: dict, training=None) -> None:
+    """A measurement: header, per-layer estimates and the raw accumulator state (and, for a
+    run with [training], the group /training from its accumulator ``training``)."""
     layout = acc.layout
 
     def fill(f):
@@ -210,6 +211,9 @@ def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
         for name, arr in acc.arrays().items():
             d = a.create_dataset(name, data=arr)
             d.attrs["description"] = ACCUMULATOR_DATASETS[name]
+        if training is not None:
+            from ..training.accumulate import write_training
+            write_training(f, cfg, training)
     atomic_write(path, fill)
 
 
