@@ -13,10 +13,7 @@ Index conventions (P = N + k points):
 - points ``a = 0..N-1`` are the training inputs, ``a = N..N+k-1`` the test inputs;
 - weights of layer l (0-based) sit row-major at ``wbuf[woff[l]:]`` as W[i, j] (n_l, n_{l-1});
   biases at ``bbuf[boff[l]:]``;
-- a flattened output index is ``a * n_L + i`` (point-major, unit i);
-- in the training loop, activations are unit-major with points as columns, padded to
-  blocks of ``LANES`` = 8 (training columns 0..NT-1, test columns NT..): a block of points is
-  one vector register, so the forward and backward passes need no horizontal sums.
+- a flattened output index is ``a * n_L + i`` (point-major, unit i).
 
 Training: loss (1/2) sum_{a < N, i} (z_{i;a} - y_{a,i})^2; one step is
 
@@ -161,125 +158,69 @@ def draw_parameters(key, block, network, n0, widths, C_W, C_b, weight_code, woff
         n_in = n
 
 
-#: points are processed in blocks of LANES columns (one AVX-512 vector of float64)
-LANES = 8
-
-
 @kernel
-def _forward(xT, c0, c1, widths, act_code, act_param, woff, boff, wbuf, bbuf, zT, hT):
-    """Forward pass of the point columns c0..c1-1 (c0, c1 multiples of LANES), unit-major:
-    xT (n0, C) inputs, zT[l, i, c] = z^(l+1)_{i;c}, hT[l, i, c] its activation (not computed
-    for the output layer). Eight explicit accumulators per row keep a block of points in one
-    vector register (no horizontal sums)."""
+def _forward(x, p0, p1, widths, act_code, act_param, woff, boff, wbuf, bbuf, zs, hs):
+    """Forward pass of points p0..p1-1: zs[l, a, :n_l] = z^(l+1), hs[l, a, :n_l] its
+    activation (hs of the output layer is not computed); x (P, n0)."""
     L = widths.shape[0]
-    n_in = xT.shape[0]
+    n_in = x.shape[1]
     for l in range(L):
         n = widths[l]
-        hin = xT if l == 0 else hT[l - 1]
-        o = woff[l]
         for i in range(n):
+            w = wbuf[woff[l] + i * n_in:woff[l] + (i + 1) * n_in]
             b = bbuf[boff[l] + i]
-            r = o + i * n_in
-            for c in range(c0, c1, LANES):
-                s0 = b
-                s1 = b
-                s2 = b
-                s3 = b
-                s4 = b
-                s5 = b
-                s6 = b
-                s7 = b
-                for j in range(n_in):
-                    w = wbuf[r + j]
-                    s0 += w * hin[j, c]
-                    s1 += w * hin[j, c + 1]
-                    s2 += w * hin[j, c + 2]
-                    s3 += w * hin[j, c + 3]
-                    s4 += w * hin[j, c + 4]
-                    s5 += w * hin[j, c + 5]
-                    s6 += w * hin[j, c + 6]
-                    s7 += w * hin[j, c + 7]
-                zT[l, i, c] = s0
-                zT[l, i, c + 1] = s1
-                zT[l, i, c + 2] = s2
-                zT[l, i, c + 3] = s3
-                zT[l, i, c + 4] = s4
-                zT[l, i, c + 5] = s5
-                zT[l, i, c + 6] = s6
-                zT[l, i, c + 7] = s7
+            for a in range(p0, p1):
+                h = x[a] if l == 0 else hs[l - 1, a]
+                acc = 0.0
+                for j in range(n_in):           # reduction: vectorised under `reassoc`
+                    acc += w[j] * h[j]
+                zs[l, a, i] = b + acc
         if l < L - 1:
-            for i in range(n):
-                activate(act_code, act_param, zT[l, i, c0:c1], hT[l, i, c0:c1])
+            for a in range(p0, p1):
+                activate(act_code, act_param, zs[l, a, :n], hs[l, a, :n])
         n_in = n
 
 
 @kernel
-def _gd_step(xA, N, NT, y, widths, act_code, act_param, lam_b, lam_W, eta, woff, boff, wbuf, bbuf,
-             zT, hT, hA, delta, dnew, tmp):
-    """One full-batch step from the forward pass of the training columns 0..NT-1 in zT / hT.
-    xA (N, n0) the training inputs; scratch hA (NT, nmax), delta and dnew (nmax, NT), tmp (NT,).
-    delta[i, a] = dL/dz_{i;a} of the current layer (padding columns a >= N are 0)."""
+def _gd_step(x, N, y, widths, act_code, act_param, lam_b, lam_W, eta, woff, boff, wbuf, bbuf,
+             zs, hs, delta, grad):
+    """One full-batch step from the forward pass of the training points 0..N-1 in zs / hs.
+    delta, grad: scratch (N, nmax)."""
     L = widths.shape[0]
     n_out = widths[L - 1]
-    for i in range(n_out):
-        for a in range(NT):
-            delta[i, a] = zT[L - 1, i, a] - y[a, i] if a < N else 0.0
+    for a in range(N):
+        for i in range(n_out):
+            delta[a, i] = zs[L - 1, a, i] - y[a, i]
     for l in range(L - 1, -1, -1):
         n = widths[l]
-        n_in = xA.shape[1] if l == 0 else widths[l - 1]
-        o = woff[l]
-        if l > 0:
-            # backpropagate with the old weights: dnew[j] = sigma'(z_j) sum_i W_ij delta[i]
-            for c in range(0, NT, LANES):
-                for j in range(n_in):
-                    s0 = 0.0
-                    s1 = 0.0
-                    s2 = 0.0
-                    s3 = 0.0
-                    s4 = 0.0
-                    s5 = 0.0
-                    s6 = 0.0
-                    s7 = 0.0
-                    for i in range(n):
-                        w = wbuf[o + i * n_in + j]
-                        s0 += w * delta[i, c]
-                        s1 += w * delta[i, c + 1]
-                        s2 += w * delta[i, c + 2]
-                        s3 += w * delta[i, c + 3]
-                        s4 += w * delta[i, c + 4]
-                        s5 += w * delta[i, c + 5]
-                        s6 += w * delta[i, c + 6]
-                        s7 += w * delta[i, c + 7]
-                    dnew[j, c] = s0
-                    dnew[j, c + 1] = s1
-                    dnew[j, c + 2] = s2
-                    dnew[j, c + 3] = s3
-                    dnew[j, c + 4] = s4
-                    dnew[j, c + 5] = s5
-                    dnew[j, c + 6] = s6
-                    dnew[j, c + 7] = s7
-            for j in range(n_in):
-                activate_derivative(act_code, act_param, zT[l - 1, j, :NT], tmp)
-                for a in range(NT):
-                    dnew[j, a] *= tmp[a]
-            for a in range(N):               # the layer's input activations, point-major
-                for j in range(n_in):
-                    hA[a, j] = hT[l - 1, j, a]
-        src = xA if l == 0 else hA
+        n_in = x.shape[1] if l == 0 else widths[l - 1]
         cb = eta * lam_b[l]
         cw = eta * lam_W[l] / n_in
+        if l > 0:
+            for a in range(N):
+                for j in range(n_in):
+                    grad[a, j] = 0.0
         for i in range(n):
-            w = wbuf[o + i * n_in:o + (i + 1) * n_in]
+            w = wbuf[woff[l] + i * n_in:woff[l] + (i + 1) * n_in]
+            if l > 0:                           # backpropagate with the old weights
+                for a in range(N):
+                    d = delta[a, i]
+                    g = grad[a]
+                    for j in range(n_in):
+                        g[j] += d * w[j]
             gb = 0.0
             for a in range(N):
-                d = delta[i, a]
-                gb += d
-                cd = cw * d
+                gb += delta[a, i]
+                c = cw * delta[a, i]
+                h = x[a] if l == 0 else hs[l - 1, a]
                 for j in range(n_in):
-                    w[j] -= cd * src[a, j]
+                    w[j] -= c * h[j]
             bbuf[boff[l] + i] -= cb * gb
         if l > 0:
-            delta, dnew = dnew, delta
+            for a in range(N):
+                activate_derivative(act_code, act_param, zs[l - 1, a, :n_in], delta[a, :n_in])
+                for j in range(n_in):
+                    delta[a, j] *= grad[a, j]
 
 
 @kernel
@@ -337,46 +278,38 @@ def network_ntk(x, widths, act_code, act_param, lam_b, lam_W, woff, boff, wbuf, 
 
 
 @kernel
-def _train_one(key, block, network, x, xT, xA, N, NT, y, y_test, widths, C_W, C_b, act_code, act_param,
-               weight_code, lam_b, lam_W, eta, steps, record, woff, boff, wbuf, bbuf, zT, hT, zs, hs, hA,
-               delta, dnew, tmp, theta, rlin, rtmp, zlin, out):
-    # One network: returns True if it diverged. out (R, M). Columns: training points 0..N-1
-    # (padded to NT), test points NT..NT+k-1 (padded to the end of xT).
+def _train_one(key, block, network, x, N, y, y_test, widths, C_W, C_b, act_code, act_param,
+               weight_code, lam_b, lam_W, eta, steps, record, woff, boff, wbuf, bbuf, zs, hs,
+               delta, grad, theta, rlin, rtmp, zlin, out):
+    # One network: returns True if it diverged. out (R, M).
     P = x.shape[0]
     k = P - N
-    C = xT.shape[1]
     L = widths.shape[0]
     n_out = widths[L - 1]
     K = k * n_out
     T = N * n_out
     has_test = y_test.shape[0] > 0
     draw_parameters(key, block, network, x.shape[1], widths, C_W, C_b, weight_code, woff, boff, wbuf, bbuf)
-    _forward(xT, 0, C, widths, act_code, act_param, woff, boff, wbuf, bbuf, zT, hT)
-    for l in range(L):                       # point-major copies for the NTK
-        for a in range(P):
-            col = a if a < N else NT + a - N
-            for j in range(widths[l]):
-                zs[l, a, j] = zT[l, j, col]
-                hs[l, a, j] = hT[l, j, col]
+    _forward(x, 0, P, widths, act_code, act_param, woff, boff, wbuf, bbuf, zs, hs)
     network_ntk(x, widths, act_code, act_param, lam_b, lam_W, woff, boff, wbuf, bbuf, zs, hs, theta)
-    if eta * max_eigenvalue(theta, T, POWER_ITERATIONS) >= 2.0:
-        return True
     for a in range(N):
         for i in range(n_out):
-            rlin[a * n_out + i] = zT[L - 1, i, a] - y[a, i]
+            rlin[a * n_out + i] = zs[L - 1, a, i] - y[a, i]
     for a in range(k):
         for i in range(n_out):
-            zlin[a * n_out + i] = zT[L - 1, i, NT + a]
+            zlin[a * n_out + i] = zs[L - 1, N + a, i]
+    if eta * max_eigenvalue(theta, T, POWER_ITERATIONS) >= 2.0:
+        return True
     r = 0
     R = record.shape[0]
     limit = 0.0
     for t in range(steps + 1):
         if t > 0:
-            _forward(xT, 0, NT, widths, act_code, act_param, woff, boff, wbuf, bbuf, zT, hT)
+            _forward(x, 0, N, widths, act_code, act_param, woff, boff, wbuf, bbuf, zs, hs)
         loss = 0.0
         for a in range(N):
             for i in range(n_out):
-                e = zT[L - 1, i, a] - y[a, i]
+                e = zs[L - 1, a, i] - y[a, i]
                 loss += e * e
         loss *= 0.5
         lin_loss = 0.0
@@ -389,14 +322,13 @@ def _train_one(key, block, network, x, xT, xA, N, NT, y, y_test, widths, C_W, C_
             return True
         if r < R and record[r] == t:
             o = out[r]
-            if t > 0:
-                _forward(xT, NT, C, widths, act_code, act_param, woff, boff, wbuf, bbuf, zT, hT)
+            _forward(x, N, P, widths, act_code, act_param, woff, boff, wbuf, bbuf, zs, hs)
             test_loss = 0.0
             lin_test_loss = 0.0
             for a in range(k):
                 for i in range(n_out):
                     q = a * n_out + i
-                    z = zT[L - 1, i, NT + a]
+                    z = zs[L - 1, N + a, i]
                     o[q] = z
                     o[K + q] = zlin[q]
                     o[2 * K + q] = z - zlin[q]
@@ -414,8 +346,8 @@ def _train_one(key, block, network, x, xT, xA, N, NT, y, y_test, widths, C_W, C_
             r += 1
         if t == steps:
             break
-        _gd_step(xA, N, NT, y, widths, act_code, act_param, lam_b, lam_W, eta, woff, boff, wbuf, bbuf,
-                 zT, hT, hA, delta, dnew, tmp)
+        _gd_step(x, N, y, widths, act_code, act_param, lam_b, lam_W, eta, woff, boff, wbuf, bbuf,
+                 zs, hs, delta, grad)
         # the linearised model, with the residual before this step
         for q in range(T):
             rtmp[q] = rlin[q]
@@ -486,26 +418,14 @@ def train_networks(key, first_block, n_blocks, block_size, x, N, y, y_test, widt
         boff[l + 1] = boff[l] + widths[l]
         n_in = widths[l]
     Q = P * n_out
-    NT = (N + LANES - 1) // LANES * LANES
-    C = NT + (k + LANES - 1) // LANES * LANES
-    xT = np.zeros((n0, C))                   # inputs, unit-major, zero padding columns
-    for a in range(P):
-        col = a if a < N else NT + a - N
-        for j in range(n0):
-            xT[j, col] = x[a, j]
-    xA = np.ascontiguousarray(x[:N])
     n_chunks = min(total, MAX_CHUNKS)
     for c in numba.prange(n_chunks):
         wbuf = np.empty(nw)
         bbuf = np.empty(nb)
-        zT = np.zeros((L, nmax, C))
-        hT = np.zeros((L, nmax, C))
         zs = np.zeros((L, P, nmax))
         hs = np.zeros((L, P, nmax))
-        hA = np.zeros((max(NT, 1), nmax))
-        delta = np.zeros((nmax, max(NT, 1)))
-        dnew = np.zeros((nmax, max(NT, 1)))
-        tmp = np.zeros(NT)
+        delta = np.zeros((N, nmax))
+        grad = np.zeros((N, nmax))
         theta = np.empty((Q, Q))
         rlin = np.empty(N * n_out)
         rtmp = np.empty(N * n_out)
@@ -514,10 +434,9 @@ def train_networks(key, first_block, n_blocks, block_size, x, N, y, y_test, widt
         for t in range(lo, hi):
             i = t // block_size
             j = t - i * block_size
-            bad = _train_one(key, first_block + i, j, x, xT, xA, N, NT, y, y_test, widths, C_W, C_b,
-                             act_code, act_param, weight_code, lam_b, lam_W, eta, steps, record, woff, boff,
-                             wbuf, bbuf, zT, hT, zs, hs, hA, delta, dnew, tmp, theta, rlin, rtmp, zlin,
-                             out[i, j])
+            bad = _train_one(key, first_block + i, j, x, N, y, y_test, widths, C_W, C_b, act_code,
+                             act_param, weight_code, lam_b, lam_W, eta, steps, record, woff, boff,
+                             wbuf, bbuf, zs, hs, delta, grad, theta, rlin, rtmp, zlin, out[i, j])
             diverged[i, j] = 1 if bad else 0
 
 
