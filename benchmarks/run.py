@@ -26,6 +26,7 @@ BENCHMARKS = {
     "rng": "bench_rng",
     "samplers": "bench_samplers",
     "mpi": "bench_mpi",
+    "training": "bench_training",
 }
 
 

@@ -205,3 +205,28 @@ def test_bitwise_independent_of_threads():
     c1, _ = run_kernel(cfg, n_blocks=1, block_size=5, first_block=0)
     c2, _ = run_kernel(cfg, n_blocks=1, block_size=5, first_block=1)
     assert np.concatenate([c1, c2]).tobytes() == a.tobytes()
+
+
+def test_max_eigenvalue_and_stability_limit():
+    """Power iteration against eigh; a network is flagged exactly when eta is above the
+    stability limit 2 / lambda_max of its own Theta_TT (checked away from the boundary)."""
+    rng = np.random.default_rng(4)
+    A = rng.normal(size=(6, 6))
+    A = A @ A.T
+    assert kt.max_eigenvalue(A, 6, 500) == pytest.approx(np.linalg.eigvalsh(A)[-1], rel=1e-10)
+    cfg = make_cfg(steps=3)
+    cfg["record"] = [0, 3]
+    a, L = get_activation("tanh"), 3
+    lam = []
+    for j in range(12):
+        Ws, bs = draw(seed_key(7), 0, j, 3, cfg["widths"], [cfg["C_W"]] * L, [cfg["C_b"]] * L)
+        J = jacobian(a, Ws, bs, cfg["Xtr"], cfg["lam_b"], cfg["lam_W"])
+        lam.append(np.linalg.eigvalsh(J @ J.T)[-1])
+    lam = np.array(lam)
+    cfg["eta"] = 2.0 / np.median(lam)
+    _, div = run_kernel(cfg, block_size=12)
+    unstable = cfg["eta"] * lam > 2.0 * (1 + 1e-6)
+    assert div[0][unstable].all() and unstable.any()
+    cfg["eta"] = 0.9 * 2.0 / lam.max()          # every network stable
+    _, div = run_kernel(cfg, block_size=12)
+    assert not div.any()

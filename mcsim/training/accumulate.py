@@ -264,3 +264,31 @@ def warm_up_training(cfg) -> None:
     for block in range(2):
         add_training_blocks(acc, block, *worker.run(block, 1))
     training_estimates(tiny, acc)
+
+
+def format_training(tr: TrainingResult, limit: int = 3) -> list[str]:
+    """Lines for `mcsim info`: per recorded step the losses and the mean outputs (unit 1)."""
+    def f(est, idx):
+        m, s = est.mean[idx], est.stderr[idx]
+        return f"{m: .5g} +- {s:.2g}" if s > 0 else f"{m: .5g}"
+    total = tr.networks + tr.diverged
+    lines = ["", f"training    {tr.networks:,} networks averaged, {tr.diverged:,} diverged"
+             + (f" ({tr.diverged / total:.2%})" if total else "") if total else
+             "training    infinite-width prediction (kernel regression with K and the mean NTK)"]
+    k = tr["output_mean"].shape[1] if "output_mean" in tr else 0
+    head = f"  {'step':>7}  {'train loss':>20}" + (f"  {'test loss':>20}" if "test_loss" in tr else "")
+    head += "".join(f"  {'E z[' + str(a + 1) + ']':>20}" for a in range(min(k, limit)))
+    if "deviation_mean" in tr:
+        head += "".join(f"  {'E (z - z_lin)[' + str(a + 1) + ']':>20}" for a in range(min(k, limit)))
+    lines.append(head)
+    for r, t in enumerate(np.asarray(tr.steps).tolist()):
+        row = f"  {t:>7}  {f(tr['train_loss'], r):>20}" if "train_loss" in tr else f"  {t:>7}"
+        if "test_loss" in tr:
+            row += f"  {f(tr['test_loss'], r):>20}"
+        for a in range(min(k, limit)):
+            row += f"  {f(tr['output_mean'], (r, a, 0)):>20}"
+        for a in range(min(k, limit)):
+            if "deviation_mean" in tr:
+                row += f"  {f(tr['deviation_mean'], (r, a, 0)):>20}"
+        lines.append(row)
+    return lines
