@@ -228,3 +228,21 @@ def test_cli_theory_writes_training_group(tmp_path):
     assert res.training["output_covariance"].shape == (3, 2, 2)
     # the stored configuration round-trips with its [training] section
     assert res.config.to_dict() == cfg.to_dict()
+
+
+@pytest.mark.mpi
+def test_mpi_ranks_give_bitwise_identical_training(tmp_path):
+    from tests.test_mpi import MPIEXEC, mpirun
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec")
+    path = write_config(tmp_path, config_from_dict(raw_config(networks=256)).to_toml())
+    proc = run_cli("run", path, "-o", tmp_path / "one.h5", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    proc = mpirun(2, "run", path, "-o", tmp_path / "two.h5", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
+        for name in a["training"]:
+            if isinstance(a["training"][name], h5py.Dataset):
+                assert a["training"][name][()].tobytes() == b["training"][name][()].tobytes(), name
+        for name in ("count", "mean", "m2"):
+            assert a["training/accumulator"][name][()].tobytes() == b["training/accumulator"][name][()].tobytes()
