@@ -27,6 +27,7 @@ BENCHMARKS = {
     "samplers": "bench_samplers",
     "mpi": "bench_mpi",
     "ntk": "bench_ntk",
+    "training": "bench_training",
 }
 
 

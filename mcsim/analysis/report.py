@@ -88,6 +88,9 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
                 lines.append(f"    {entry_label_of(name, idx)}".ljust(26) + _fmt(est.mean[idx], est.stderr[idx], why))
             if len(shown) < len(entries):
                 lines.append(f"    ... {len(entries) - len(shown)} more {name} entries (--all)")
+    if result.training:                                 # [training] runs and their predictions
+        from ..training.accumulate import format_training
+        lines += format_training(result.training)
     return "\n".join(lines)
 
 

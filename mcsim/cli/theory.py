@@ -99,12 +99,18 @@ def cmd_theory(args) -> int:
     except ConfigError as exc:
         return _err("theory", exc, EXIT_USAGE)
     from ..theory.ntk import config_learning_rates
+    training = None
     try:
         lb, lw = config_learning_rates(cfg)
         pred = predict_config(cfg, ntk=not args.no_ntk, lambda_b=lb, lambda_W=lw)
+        if cfg.training is not None:            # [training]: the infinite-width trained ensemble
+            from ..theory.training import format_training_prediction, predict_training
+            training = predict_training(cfg)
     except ValueError as exc:
         return _err("theory", exc, EXIT_USAGE)
     print(format_prediction(pred, layers=args.layer, show_all=args.all))
+    if training is not None:
+        print(format_training_prediction(training))
     if not args.no_ntk:
         try:
             print(_ntk_text(cfg, lb, lw, args))
@@ -112,7 +118,7 @@ def cmd_theory(args) -> int:
             return _err("theory", exc, EXIT_USAGE)
     if args.output:
         try:
-            write_prediction(args.output, pred, cfg)
+            write_prediction(args.output, pred, cfg, training=training)
         except OSError as exc:
             return _err("theory", exc, EXIT_FAILURE)
         print(f"wrote {args.output}")

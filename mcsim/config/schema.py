@@ -21,6 +21,7 @@ from ..activations import get_activation, names as activation_names
 from ..errors import ConfigError
 from ..samplers import SAMPLERS, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
+from ..training.config import TRAINING_KEYS, parse_training
 from .inputs import resolve_inputs
 from .target import Target, parse_target
 from .tomlw import dumps as toml_dumps
@@ -39,6 +40,7 @@ _ALLOWED = {
     "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block",
                  "target"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
+    "training": TRAINING_KEYS,             # optional: mcsim.training.config
 }
 
 
@@ -99,6 +101,7 @@ class Config:
     output: OutputConfig
     inputs_source: dict = field(default_factory=dict)
     source_path: str | None = None
+    training: Any = None                # mcsim.training.config.TrainingConfig or None
 
     @property
     def k(self) -> int:
@@ -132,7 +135,7 @@ class Config:
             "inputs": {"values": self.inputs.tolist()},
             "ensemble": ens,
             "output": out,
-        }
+        } | ({"training": self.training.to_dict()} if self.training is not None else {})
 
     def to_toml(self) -> str:
         return toml_dumps(self.to_dict())
@@ -224,7 +227,9 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
     if "target" in raw.get("ensemble", {}):
         target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
         ensemble = dataclasses.replace(ensemble, target=target)
-    return Config(network, inputs, ensemble, output, source, source_path)
+    training = parse_training(raw["training"], network, inputs.shape[0], Path(base_dir)) \
+        if "training" in raw else None
+    return Config(network, inputs, ensemble, output, source, source_path, training)
 
 
 def _target(raw, network: NetworkConfig, output: OutputConfig, k: int) -> Target:

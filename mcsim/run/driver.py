@@ -66,6 +66,7 @@ class RunState:
     stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
     rank_times: object = None               # schedule.RankTimes of this session (root)
+    training: BinnedMoments | None = None   # [training]: the trained networks' accumulator
 
 
 class BlockWorker:
@@ -187,6 +188,10 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
     worker = BlockWorker(cfg, layout)
+    trainer = None
+    if cfg.training is not None:
+        from ..training.accumulate import TrainingWorker, add_training_blocks
+        trainer = TrainingWorker(cfg)
     bs = cfg.ensemble.block_size
     if comm.is_root and state.up_to_date:
         total = start_block                 # complete (or met its target): nothing to sample
@@ -223,18 +228,21 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
             n = max(0, min(shares[comm.rank], total - first))
             t0 = time.monotonic()
             states = worker.run(cfg.ensemble.first_block + first, n) if n else None
+            trained = trainer.run(cfg.ensemble.first_block + first, n) if n and trainer else None
             if slowdown > 1.0 and n:
                 time.sleep((slowdown - 1.0) * (time.monotonic() - t0))   # a slower node, for tests
             dt = time.monotonic() - t0
             timing["sampling"] += dt
             t_reduce_0 = time.monotonic()
-            gathered = comm.gather((first, n, states, flag.signame, dt))
+            gathered = comm.gather((first, n, states, flag.signame, dt, trained))
             next_block = min(total, next_block + sum(shares))
             if comm.is_root:
                 acc = state.acc
-                for g_first, g_n, g_states, g_sig, _ in sorted(gathered, key=lambda g: g[0]):
+                for g_first, g_n, g_states, g_sig, _, g_trained in sorted(gathered, key=lambda g: g[0]):
                     if g_n:
                         acc.add_blocks(cfg.ensemble.first_block + g_first, *g_states)
+                        if trainer is not None:
+                            add_training_blocks(state.training, cfg.ensemble.first_block + g_first, *g_trained)
                     stop_signal = stop_signal or g_sig
                 ranks.record([(g[1], g[4]) for g in gathered], time.monotonic() - t_reduce)
                 shares = next_shares(shares, [(g[1], g[4]) for g in gathered], round_seconds)
@@ -263,12 +271,15 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
     if state.up_to_date:
         attrs = state.stored_attrs          # nothing was done: the file is left as it is
     elif path:
-        write_run(path, cfg, acc, estimates, attrs)
+        write_run(path, cfg, acc, estimates, attrs, training=state.training)
     timing["checkpoint"] += time.monotonic() - t_final
     comm.barrier()              # (a rank exiting early could make srun kill this write)
     if stop_signal and not complete:
         raise Interrupted(path, acc.networks, stop_signal)
     result = build_result(cfg, estimates, attrs, path)
+    if state.training is not None:
+        from ..training.accumulate import result_of
+        result.training = result_of(cfg, state.training)
     result.written = bool(path) and not state.up_to_date
     return result
 
@@ -282,6 +293,9 @@ def _root_setup(cfg, path, force: bool) -> RunState:
                  f"{requested:,}", cfg.ensemble.block_size)
     if path is None or not path.exists() or force:
         state = RunState(new_accumulator(cfg), start_block=0)
+        if cfg.training is not None:
+            from ..training.accumulate import new_training_accumulator
+            state.training = new_training_accumulator(cfg)
         if path is not None:
             # write the empty file first: an unwritable location fails now, not after the work
             _checkpoint(cfg, path, state, 0.0, complete=False)
@@ -302,9 +316,13 @@ def _root_setup(cfg, path, force: bool) -> RunState:
     if acc.blocks > cfg.ensemble.blocks:
         raise ResumeError(f"{path} already holds {acc.networks:,} networks, more than the "
                           f"{requested:,} requested; the file is unchanged (ask for at least as many networks)")
+    if cfg.training is not None and (existing.training is None or existing.training.blocks != acc.blocks):
+        raise ResumeError(f"{path} holds no /training accumulator matching its {acc.blocks} blocks; "
+                          "cannot resume a [training] run from it (use --force)")
     state = RunState(acc, start_block=acc.blocks,
                      runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
-                     created=existing.attrs.get("created"), stored_attrs=existing.attrs)
+                     created=existing.attrs.get("created"), stored_attrs=existing.attrs,
+                     training=existing.training if cfg.training is not None else None)
     met = cfg.ensemble.target is not None and existing.attrs.get("target_reached") and \
         existing.attrs.get("target") == json.dumps(cfg.ensemble.target.to_dict())
     if existing.complete and (acc.blocks == cfg.ensemble.blocks or met):
@@ -340,4 +358,4 @@ def _finish_attrs(cfg, state: RunState, elapsed: float, complete: bool):
 
 def _checkpoint(cfg, path, state: RunState, elapsed, complete):
     estimates, attrs = _finish_attrs(cfg, state, elapsed, complete)
-    write_run(path, cfg, state.acc, estimates, attrs)
+    write_run(path, cfg, state.acc, estimates, attrs, training=state.training)

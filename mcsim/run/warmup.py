@@ -108,6 +108,9 @@ def warm_up(cfg, announce: bool = True, notice_after: float = NOTICE_AFTER) -> f
     notice = _CompileNotice(notice_after) if announce else None
     try:
         _exercise(tiny_config(cfg))
+        if getattr(cfg, "training", None) is not None:
+            from ..training.accumulate import warm_up_training
+            warm_up_training(cfg)
     finally:
         if notice is not None:
             notice.close()

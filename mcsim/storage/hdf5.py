@@ -230,8 +230,9 @@ def check_finite_result(acc, estimates: dict, path) -> None:
                                             f"overflow); {path} is not written")
 
 
-def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
-    """A measurement: header, per-layer estimates and the raw accumulator state. Refuses
+def write_run(path, cfg, acc, estimates: dict, attrs: dict, training=None) -> None:
+    """A measurement: header, per-layer estimates and the raw accumulator state (and, for a
+    run with [training], the group /training from its accumulator ``training``). Refuses
     (NumericalOverflow) to write a non-finite state or an infinite estimate."""
     layout = acc.layout
     check_finite_result(acc, estimates, path)
@@ -251,6 +252,9 @@ def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
         for name, arr in acc.arrays().items():
             d = a.create_dataset(name, data=arr)
             d.attrs["description"] = ACCUMULATOR_DATASETS[name]
+        if training is not None:
+            from ..training.accumulate import write_training
+            write_training(f, cfg, training)
     atomic_write(path, fill)
 
 

@@ -80,6 +80,12 @@ def _merge_files(paths, output: Path, force: bool) -> Result:
     acc = first.accumulator
     for run in runs[1:]:
         acc.merge(run.accumulator)
+    training = first.training
+    if first.config.training is not None:
+        if any(run.training is None for run in runs):
+            raise ResumeError("cannot merge: a [training] run's file holds no /training accumulator")
+        for run in runs[1:]:
+            training.merge(run.training)
     block_size = first.config.ensemble.block_size
     cfg = first.config.replace(networks=acc.blocks * block_size)
     seeds = sorted({r["seed"] for r in ranges})
@@ -91,5 +97,9 @@ def _merge_files(paths, output: Path, force: bool) -> Result:
              "networks_per_second": acc.networks / runtime if runtime > 0 else 0.0,
              "merged": True, "merged_from": json.dumps([str(p) for p in paths]),
              "block_ranges": json.dumps(ranges), "seeds": json.dumps(seeds)}
-    write_run(output, cfg, acc, estimates, attrs)
-    return build_result(cfg, estimates, attrs, output)
+    write_run(output, cfg, acc, estimates, attrs, training=training)
+    result = build_result(cfg, estimates, attrs, output)
+    if training is not None:
+        from ..training.accumulate import result_of
+        result.training = result_of(cfg, training)
+    return result

@@ -273,6 +273,7 @@ class RunFile:
     attrs: dict
     accumulator: BinnedMoments | None
     stochastic_layers: list[int]
+    training: BinnedMoments | None = None      # /training/accumulator of a [training] run
 
     @property
     def complete(self) -> bool:
@@ -292,7 +293,11 @@ def read_run(path) -> RunFile:
             if layers != list(cfg.stochastic_layers) or acc.mean.shape[1] != len(layers):
                 raise ResultFileError(f"{path}/accumulator: layers {layers} do not match the stored "
                                       f"configuration's {list(cfg.stochastic_layers)} (damaged file)")
-    return RunFile(str(path), cfg, attrs, acc, layers)
+        training = None
+        if "training" in f and "accumulator" in f["training"]:
+            from ..training.accumulate import read_training_accumulator
+            training = read_training_accumulator(f["training"])
+    return RunFile(str(path), cfg, attrs, acc, layers, training)
 
 
 def result_from_group(group, attrs: dict, path) -> Result:
@@ -307,7 +312,11 @@ def result_from_group(group, attrs: dict, path) -> Result:
         stats = {name: (m, e if e is not None else np.zeros_like(m)) for name, (m, e) in stats.items()}
         estimates[l] = layer_estimates(l, int(lattrs.get("width", 0)), int(lattrs.get("fan_in", 0)),
                                        bool(lattrs.get("stochastic", l > 1)), stats)
-    return Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
+    result = Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
+    if "training" in group:
+        from ..training.accumulate import read_training_result
+        result.training = read_training_result(group["training"])
+    return result
 
 
 def open_result(path) -> Result:

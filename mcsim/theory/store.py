@@ -60,8 +60,9 @@ def describe_prediction(name: str) -> tuple[str, str]:
     return describe(name, prediction=True)
 
 
-def write_prediction(path, prediction: Prediction, cfg) -> None:
-    """Write ``prediction`` (for the configuration ``cfg``) to ``path`` atomically."""
+def write_prediction(path, prediction: Prediction, cfg, training=None) -> None:
+    """Write ``prediction`` (for the configuration ``cfg``) to ``path`` atomically; with
+    ``training`` (a ``theory.training.TrainingPrediction``) also the group /training."""
     from ..storage.hdf5 import atomic_write, write_header, write_layers
 
     def fill(f):
@@ -72,6 +73,9 @@ def write_prediction(path, prediction: Prediction, cfg) -> None:
         write_header(f, cfg, "prediction", extra)
         write_layers(f, {p.layer: _layer_stats(p) for p in prediction.layers}, cfg,
                      with_stderr=False, describe_as=describe_prediction)
+        if training is not None:
+            from .training import write_training_prediction
+            write_training_prediction(f, cfg, training)
     atomic_write(path, fill)
 
 
