@@ -26,7 +26,8 @@ class MarkovSampler(Sampler):
 
     @classmethod
     def fills(cls, cfg):
-        return ("gram",)
+        # the unit cumulants are identically 0 for Gaussian weights and biases
+        return ("gram", "unit_cumulant_diag", "unit_cumulant")
 
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
@@ -36,5 +37,13 @@ class MarkovSampler(Sampler):
         self._args = kernel_arguments(cfg)
 
     def sample(self, first_block, n_blocks, out):
+        m = self.layout.lengths[0]
+        if out.shape[-1] == m:
+            self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
+                         *self._args, out)
+            return
+        gram = np.empty(out.shape[:-1] + (m,))
         self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
-                     *self._args, out)
+                     *self._args, gram)
+        out[..., :m] = gram
+        out[..., m:] = 0.0

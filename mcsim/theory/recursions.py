@@ -32,6 +32,9 @@ n_0 the input dimension, inputs a = 0..k-1. For layer l:
   Theta^(l+1) = lambda_b + lambda_W <s_a s_b> + C_W <s'_a s'_b> Theta^(l) (elementwise).
   Infinite (undefined) for activations with jumps (perceptron).
 * ``kurtosis`` (k,): excess kurtosis of one z_{i;a} at leading order, 3 V_aaaa / (n_{l-1} K_aa^2).
+* ``unit_cumulant`` U^(l) (k, k, k, k) or None: the same-unit fourth cumulant that non-Gaussian
+  weight and bias laws add (``weight_laws.apply_laws``; None: Gaussian laws, U = 0), and
+  ``z_four_point`` / ``z_kurtosis``, the statistics of one unit's z that include it.
 
 Inputs that coincide exactly (K^(1) rows with K_aa = K_bb = K_ab) give identical
 preactivations in every layer; they are computed once and copied, so kinked activations
@@ -58,6 +61,7 @@ class LayerPrediction:
     vertex: np.ndarray          # V^(l), (k, k, k, k), leading order
     correction: np.ndarray      # G^{1}(l), (k, k), divided by n_{l-1} in the metric
     ntk: np.ndarray | None = None   # Theta^(l), (k, k)
+    unit_cumulant: np.ndarray | None = None   # U^(l), (k, k, k, k); None for Gaussian laws
 
     @property
     def metric(self) -> np.ndarray:
@@ -70,6 +74,21 @@ class LayerPrediction:
         d = np.arange(self.kernel.shape[0])
         return 3.0 * self.vertex[d, d, d, d] / (self.fan_in * np.diag(self.kernel) ** 2)
 
+    @property
+    def z_four_point(self) -> np.ndarray:
+        """Same-unit connected four-point function of z at leading order, (k, k, k, k):
+        (V_(12)(34) + V_(13)(24) + V_(14)(23)) / n_{l-1} + U."""
+        V = self.vertex
+        out = (V + np.einsum("acbd->abcd", V) + np.einsum("adbc->abcd", V)) / self.fan_in
+        return out if self.unit_cumulant is None else out + self.unit_cumulant
+
+    @property
+    def z_kurtosis(self) -> np.ndarray:
+        """Excess kurtosis of z_{i;a} for the laws of the prediction, (k,):
+        z_four_point_aaaa / K_aa^2."""
+        d = np.arange(self.kernel.shape[0])
+        return self.z_four_point[d, d, d, d] / np.diag(self.kernel) ** 2
+
 
 @dataclass(frozen=True, eq=False)
 class Prediction:
@@ -80,6 +99,8 @@ class Prediction:
     C_W: tuple
     C_b: tuple
     layers: list = field(default_factory=list)   # LayerPrediction for l = 1..L
+    weights: object = None      # mcsim.laws.Law of the weights and biases (None: Gaussian)
+    biases: object = None
 
     def layer(self, l: int) -> LayerPrediction:
         if not 1 <= l <= len(self.layers):
@@ -197,6 +218,9 @@ def _spec(act) -> dict:
 
 
 def predict_config(cfg, **kw) -> Prediction:
-    """``predict`` for a loaded ``mcsim.config.Config``."""
-    net = cfg.network
-    return predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    """``predict`` for a loaded ``mcsim.config.Config``, with its weight and bias laws
+    (``weight_laws.apply_laws``)."""
+    from .weight_laws import apply_laws
+    net, ens = cfg.network, cfg.ensemble
+    pred = predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    return apply_laws(pred, ens.weight_law, ens.bias_law, q=kw.get("q"))
