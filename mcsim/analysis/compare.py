@@ -30,7 +30,9 @@ import numpy as np
 
 from ..storage.reader import check_header, open_file, read_layers
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
+from ..laws import GAUSSIAN, parse_law
 from ..theory.recursions import Prediction, predict
+from ..theory.weight_laws import apply_laws
 
 __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
            "read_measurements", "prediction_for", "ComparisonTable", "compare", "WidthFit",
@@ -68,6 +70,8 @@ class Measurement:
     layers: dict
     fan_in: dict
     params: dict = field(default_factory=dict)
+    weights: object = GAUSSIAN      # mcsim.laws.Law of the weights and of the biases
+    biases: object = GAUSSIAN
 
     @property
     def k(self) -> int:
@@ -91,7 +95,9 @@ def measurement_from_group(group, label: str, params: dict | None = None) -> Mea
     return Measurement(label=label, activation=dict(net["activation"]), inputs=inputs,
                        widths=tuple(int(n) for n in net["widths"]), C_W=tuple(net["C_W"]),
                        C_b=tuple(net["C_b"]), networks=int(attrs.get("networks", 0)),
-                       layers=layers, fan_in=fan_in, params=dict(params or {}))
+                       layers=layers, fan_in=fan_in, params=dict(params or {}),
+                       weights=parse_law(cfg["ensemble"].get("weights", "gaussian")),
+                       biases=parse_law(cfg["ensemble"].get("biases", "gaussian")))
 
 
 def measurement_from_result(result, label: str | None = None) -> Measurement:
@@ -103,9 +109,11 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
         layers[l] = {s: (np.asarray(est.mean), np.asarray(est.stderr))
                      for s, est in e.stats.items() if s in _REGISTRY}
         fan_in[l] = int(e.fan_in)
+    ens = result.config.ensemble
     return Measurement(label or str(result.path or "result"), dict(net.activation),
                        np.asarray(result.config.inputs, dtype=float), tuple(net.widths),
-                       tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in)
+                       tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in,
+                       weights=ens.weight_law, biases=ens.bias_law)
 
 
 def read_measurements(path) -> list[Measurement]:
@@ -135,9 +143,10 @@ _CACHE: dict = {}
 def prediction_for(m: Measurement) -> Prediction:
     """The 1/n prediction for a measurement's network (cached per network)."""
     key = (json.dumps(m.activation, sort_keys=True), m.inputs.tobytes(), m.inputs.shape,
-           m.widths, m.C_W, m.C_b)
+           m.widths, m.C_W, m.C_b, m.weights, m.biases)
     if key not in _CACHE:
-        _CACHE[key] = predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False)
+        _CACHE[key] = apply_laws(predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False),
+                                 m.weights, m.biases)
     return _CACHE[key]
 
 

@@ -9,6 +9,8 @@ kind, config_toml/config_json, software versions, /config, /inputs) and per laye
     metric_correction  (k, k)        G^{1} (normalised with n_{l-1})
     vertex             (k, k, k, k)  V, leading order
     kurtosis           (k,)          3 V_aaaa / (n_{l-1} K_aa^2)
+    z_kurtosis         (k,)          with non-Gaussian weight or bias laws: the kurtosis of z,
+    z_four_point       (k, k, k, k)  and its same-unit four-point function (theory.weight_laws)
     ntk                (k, k)        Theta, mean NTK at infinite width (when computed)
 
 without ``_stderr`` datasets, so ``mcsim.open_result`` reads it like a measurement.
@@ -28,6 +30,9 @@ def _layer_stats(p) -> dict:
              "vertex": p.vertex, "kurtosis": p.kurtosis}
     if p.ntk is not None and np.all(np.isfinite(p.ntk)):
         stats["ntk"] = p.ntk
+    if p.unit_cumulant is not None:             # non-Gaussian laws (weight_laws.apply_laws)
+        stats["z_kurtosis"] = p.z_kurtosis
+        stats["z_four_point"] = p.z_four_point
     return stats
 
 
@@ -63,6 +68,9 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
              f"C_W={cw}, C_b={cb}, k={k} inputs",
              "metric      G^(l) = K^(l) + G1^(l) / n_(l-1) + O(1/n^2);  vertex V^(l) at leading "
              "order, V = n_(l-1) Cov(Ghat)"]
+    from .weight_laws import describe_laws
+    if describe_laws(P):
+        lines.append(describe_laws(P))
     pairs = get_statistic("metric").distinct(k)
     quads = get_statistic("vertex").distinct(k)
     for p in P.layers:
@@ -89,4 +97,10 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
                              f"   V/K^2 = {p.vertex[q] / norm:.8g}")
             if len(shown) < len(quads):
                 lines.append(f"  ... {len(quads) - len(shown)} more vertex entries (--all)")
+        if p.unit_cumulant is not None:
+            d = np.arange(k)
+            lines.append("  kurtosis of z   " + "  ".join(
+                f"zkurt[{a + 1}] = {p.z_kurtosis[a]:.8g} (weight/bias-law term "
+                f"{p.unit_cumulant[a, a, a, a] / p.kernel[a, a] ** 2:.6g}, vertex term "
+                f"{p.kurtosis[a]:.6g})" for a in d[:limit]))
     return "\n".join(lines)
