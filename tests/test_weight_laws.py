@@ -105,7 +105,7 @@ def _agree(x, sx, y, sy):
 ISSUE = dict(widths=(4, 4, 4, 1), inputs=[[1.0]], act="relu", C_W=2.0, C_b=0.0)
 
 
-def exact_relu_kurtosis(inputs, widths, C_W, C_b, weights, biases):
+def exact_relu_kurtosis(inputs, widths, C_W, C_b, weights, biases, cross=False):
     """Excess kurtosis of z^(l), l = 1..L, for ReLU, one input and any symmetric laws, exact.
 
     A_l = E[z^4], B_l = E[Ghat^2], g_l = E[z^2] of one unit of layer l. Given layer l-1 the
@@ -115,7 +115,8 @@ def exact_relu_kurtosis(inputs, widths, C_W, C_b, weights, biases):
         B_l = C_b^2 + C_b C_W g_{l-1} + (C_W/n)^2 (n A_{l-1}/2 + n (n-1) B_{l-1}/4)
         A_l = 3 B_l + kappa4_W (C_W/n)^2 n A_{l-1}/2 + kappa4_b C_b^2      (n = n_{l-1})
     Layer 1: B_1 = g_1^2 with g_1 = C_b + C_W x.x/n_0, A_1 = 3 B_1 + kappa4_W (C_W/n_0)^2
-    sum_j x_j^4 + kappa4_b C_b^2.
+    sum_j x_j^4 + kappa4_b C_b^2. ``cross``: also return 3 B_l / g_l^2 - 3, the cross-unit
+    kurtosis 3 Var(Ghat) / G^2.
     """
     x = np.asarray(inputs, dtype=float)[0]
     kw, kb = parse_law(weights).kappa4, parse_law(biases).kappa4
@@ -123,13 +124,14 @@ def exact_relu_kurtosis(inputs, widths, C_W, C_b, weights, biases):
     g = C_b + C_W * x @ x / n0
     B = g ** 2
     A = 3 * B + kw * (C_W / n0) ** 2 * np.sum(x ** 4) + kb * C_b ** 2
-    out = [A / g ** 2 - 3]
+    out, crossed = [A / g ** 2 - 3], [3 * B / g ** 2 - 3]
     for n in widths[:-1]:
         B_new = C_b ** 2 + C_b * C_W * g + (C_W / n) ** 2 * (n * A / 2 + n * (n - 1) * B / 4)
         A = 3 * B_new + kw * (C_W / n) ** 2 * n * A / 2 + kb * C_b ** 2
         B, g = B_new, C_b + C_W * g / 2
         out.append(A / g ** 2 - 3)
-    return np.array(out)
+        crossed.append(3 * B / g ** 2 - 3)
+    return (np.array(out), np.array(crossed)) if cross else np.array(out)
 
 
 @pytest.mark.parametrize("weights", ["gaussian", "uniform", "rademacher", STUDENT])
