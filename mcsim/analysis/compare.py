@@ -188,8 +188,10 @@ class ComparisonTable:
             dev = "" if not np.isfinite(r["deviation"]) else "%+9.2f" % r["deviation"]
             lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {r['measured']:13.6g} "
                          f"{r['stderr']:9.2g} {r['prediction']:13.6g} {dev:>9}")
+        unpredicted = int(np.sum(~np.isfinite(self.rows["prediction"])))
         for stat in dict.fromkeys(self.rows["statistic"]):
-            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)]
+            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)
+                          & np.isfinite(self.rows["prediction"])]
             dev = r["deviation"]
             if not dev.size:
                 continue
@@ -197,6 +199,9 @@ class ComparisonTable:
             lines.append(f"{stat}: {dev.size} entries, chi^2/entry = {np.mean(dev ** 2):.3g}, "
                          f"max |dev| = {np.max(np.abs(dev)):.2f} sigma, "
                          f"{int(np.sum(np.abs(dev) > 3))} beyond 3 sigma ({note})")
+        if unpredicted:
+            lines.append(f"{unpredicted} entries without a prediction (nan; e.g. non-Gaussian biases "
+                         "with C_b > 0, outside the 1/n expansion)")
         bad = self.rows[np.isinf(self.rows["deviation"])]
         if bad.size:
             lines.append(f"WARNING: {bad.size} exact (zero-error) entries differ from the prediction")

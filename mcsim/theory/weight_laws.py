@@ -111,5 +111,10 @@ def describe_laws(pred: Prediction) -> str:
     w, b = getattr(pred, "weights", GAUSSIAN), getattr(pred, "biases", GAUSSIAN)
     if w.gaussian and b.gaussian:
         return ""
-    return (f"laws        weights={w} (kappa4_W = {w.kappa4:.6g}), biases={b} (kappa4_b = "
+    text = (f"laws        weights={w} (kappa4_W = {w.kappa4:.6g}), biases={b} (kappa4_b = "
             f"{b.kappa4:.6g}): z_kurtosis = (3 V + kappa4_W C_W^2 <s^4>)/(n K^2) + kappa4_b C_b^2/K^2")
+    lost = [p.layer for p in pred.layers if not np.all(np.isfinite(p.kernel))]
+    if lost:
+        text += (f"\n            layers {lost[0]}..{lost[-1]}: not predicted (NaN): a non-Gaussian bias "
+                 f"with C_b > 0 makes z non-Gaussian at order 1, outside the 1/n expansion")
+    return text
