@@ -108,7 +108,7 @@ def apply_laws(pred: Prediction, weights=GAUSSIAN, biases=GAUSSIAN, q=None) -> P
 
 def describe_laws(pred: Prediction) -> str:
     """One line on the laws of a prediction (empty for Gaussian ones)."""
-    w, b = getattr(pred, "weights", GAUSSIAN), getattr(pred, "biases", GAUSSIAN)
+    w, b = pred.weights or GAUSSIAN, pred.biases or GAUSSIAN
     if w.gaussian and b.gaussian:
         return ""
     text = (f"laws        weights={w} (kappa4_W = {w.kappa4:.6g}), biases={b} (kappa4_b = "
