@@ -106,7 +106,7 @@ def depth(n: int, L: int, networks: int, plot: str | None) -> None:
         a2.legend(fontsize=6)
         fig.text(0.01, 0.01, "solid: leading prediction (3V + kappa4_W C_W^2 <s^4>)/(n K^2); dotted: "
                  "exact (ReLU recursion); error bars: one standard error (jackknife; right: that of "
-                 "z_kurtosis, an upper bound)", fontsize=6)
+                 "z_kurtosis, an upper bound), smaller than the markers", fontsize=6)
         fig.tight_layout(rect=(0, 0.04, 1, 1))
         Path(plot).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot)
