@@ -97,6 +97,7 @@ def _four_point(z):
 
 def _agree(x, sx, y, sy):
     dev = (np.asarray(x) - np.asarray(y)) / np.sqrt(np.asarray(sx) ** 2 + np.asarray(sy) ** 2)
+    print(f"deviations (sigma): {np.round(np.atleast_1d(dev), 2)}")   # shown with pytest -s
     assert np.all(np.abs(dev) < Z_MAX), f"deviations {dev} sigma: {x} +- {sx} vs {y} +- {sy}"
     return dev
 
