@@ -30,7 +30,9 @@ import numpy as np
 
 from ..storage.reader import check_header, check_run_attrs, open_file, read_config, read_layers
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
+from ..laws import GAUSSIAN, parse_law
 from ..theory.recursions import Prediction, predict
+from ..theory.weight_laws import apply_laws
 
 __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
            "read_measurements", "prediction_for", "ComparisonTable", "compare", "WidthFit",
@@ -70,6 +72,8 @@ class Measurement:
     params: dict = field(default_factory=dict)
     lambda_b: tuple = ()        # NTK learning rates, one per layer (default 1.0)
     lambda_W: tuple = ()
+    weights: object = GAUSSIAN      # mcsim.laws.Law of the weights and of the biases
+    biases: object = GAUSSIAN
 
     @property
     def k(self) -> int:
@@ -94,7 +98,9 @@ def measurement_from_group(group, label: str, params: dict | None = None) -> Mea
                        widths=tuple(int(n) for n in net["widths"]), C_W=tuple(net["C_W"]),
                        C_b=tuple(net["C_b"]), networks=int(attrs.get("networks", 0)),
                        layers=layers, fan_in=fan_in, params=dict(params or {}),
-                       lambda_b=tuple(net.get("lambda_b", ())), lambda_W=tuple(net.get("lambda_W", ())))
+                       lambda_b=tuple(net.get("lambda_b", ())), lambda_W=tuple(net.get("lambda_W", ())),
+                       weights=parse_law(cfg["ensemble"].get("weights", "gaussian")),
+                       biases=parse_law(cfg["ensemble"].get("biases", "gaussian")))
 
 
 def measurement_from_result(result, label: str | None = None) -> Measurement:
@@ -106,11 +112,13 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
         layers[l] = {s: (np.asarray(est.mean), np.asarray(est.stderr))
                      for s, est in e.stats.items() if s in _REGISTRY}
         fan_in[l] = int(e.fan_in)
+    ens = result.config.ensemble
     return Measurement(label or str(result.path or "result"), dict(net.activation),
                        np.asarray(result.config.inputs, dtype=float), tuple(net.widths),
                        tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in,
                        lambda_b=tuple(getattr(net, "lambda_b", ())),
-                       lambda_W=tuple(getattr(net, "lambda_W", ())))
+                       lambda_W=tuple(getattr(net, "lambda_W", ())),
+                       weights=ens.weight_law, biases=ens.bias_law)
 
 
 def read_measurements(path) -> list[Measurement]:
@@ -142,11 +150,12 @@ def prediction_for(m: Measurement) -> Prediction:
     ntk = any(stat.startswith("ntk") for layer in m.layers.values() for stat in layer)
     lb, lw = m.lambda_b or 1.0, m.lambda_W or 1.0
     key = (json.dumps(m.activation, sort_keys=True), m.inputs.tobytes(), m.inputs.shape,
-           m.widths, m.C_W, m.C_b, ntk, (lb, lw) if ntk else None)
+           m.widths, m.C_W, m.C_b, ntk, (lb, lw) if ntk else None, m.weights, m.biases)
     if key not in _CACHE:
         # the NTK fluctuations (A, B, D, F) only for a measurement that holds NTK statistics
-        _CACHE[key] = predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False,
-                              lambda_b=lb, lambda_W=lw, ntk_moments=ntk)
+        _CACHE[key] = apply_laws(
+            predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False, lambda_b=lb,
+                    lambda_W=lw, ntk_moments=ntk), m.weights, m.biases)
     return _CACHE[key]
 
 
@@ -193,7 +202,8 @@ class ComparisonTable:
             lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {measured:>13} "
                          f"{err:>9} {r['prediction']:13.6g} {dev:>9}")
         for stat in dict.fromkeys(self.rows["statistic"]):
-            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)]
+            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)
+                          & np.isfinite(self.rows["prediction"])]
             dev = r["deviation"]
             if not dev.size:
                 continue

@@ -48,7 +48,9 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
         + (f"({act})" if act else ""),
         f"            C_W={_compact(net.C_W)}, C_b={_compact(net.C_b)}"]
     if not prediction:
-        lines.append(f"ensemble    sampler={cfg.ensemble.sampler}, weights={cfg.ensemble.weights}, "
+        lines.append(f"ensemble    sampler={cfg.ensemble.sampler}, weights={cfg.ensemble.weight_law}, "
+                     + (f"biases={cfg.ensemble.bias_law}, " if cfg.ensemble.biases != "gaussian" else "")
+                     +
                      f"seed={cfg.ensemble.seed}, block_size={cfg.ensemble.block_size}, "
                      f"jackknife bins={cfg.ensemble.jackknife_bins}")
         if cfg.ensemble.target is not None:

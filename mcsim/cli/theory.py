@@ -218,7 +218,7 @@ def _groups(measurements):
     for m in measurements:
         shape = tuple(round(n / m.widths[0], 12) for n in m.widths[:-1])
         key = (json.dumps(m.activation, sort_keys=True), m.C_W, m.C_b, m.inputs.tobytes(),
-               m.inputs.shape, len(m.widths), shape)
+               m.inputs.shape, len(m.widths), shape, m.weights, m.biases)
         groups.setdefault(key, []).append(m)
     return list(groups.values())
 

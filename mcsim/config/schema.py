@@ -19,6 +19,7 @@ import numpy as np
 
 from ..activations import get_activation, names as activation_names
 from ..errors import ConfigError
+from ..laws import LAWS, Law, parse_law
 from ..samplers import SAMPLERS, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
 from ..training.config import TRAINING_KEYS, parse_training
@@ -26,7 +27,9 @@ from .inputs import resolve_inputs
 from .target import Target, parse_target
 from .tomlw import dumps as toml_dumps
 
-WEIGHTS = ("gaussian", "uniform", "rademacher")
+WEIGHTS = tuple(LAWS)
+#: computed in addition to output.statistics when the weights or biases are not Gaussian
+Z_STATISTICS = ("z_kurtosis",)
 #: the default of output.statistics
 DEFAULT_STATISTICS = ("metric", "vertex", "six_point")
 DEFAULT_BLOCK_SIZE = 1024
@@ -37,8 +40,8 @@ _ALLOWED = {
     "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b",
                 "lambda_b", "lambda_W"},
     "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
-    "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block",
-                 "target"},
+    "ensemble": {"networks", "seed", "sampler", "weights", "biases", "block_size", "jackknife_bins",
+                 "first_block", "target"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
     "training": TRAINING_KEYS,             # optional: mcsim.training.config
 }
@@ -78,6 +81,22 @@ class EnsembleConfig:
     jackknife_bins: int = DEFAULT_BINS
     first_block: int = 0        # blocks first_block, first_block+1, ... (split one seed over jobs)
     target: Target | None = None   # stop when this standard error is reached (networks: the cap)
+    biases: str = "gaussian"    # law names (mcsim.laws); nu: Student-t degrees of freedom
+    weights_nu: int = 0
+    biases_nu: int = 0
+
+    @property
+    def weight_law(self) -> Law:
+        return Law(self.weights, self.weights_nu)
+
+    @property
+    def bias_law(self) -> Law:
+        return Law(self.biases, self.biases_nu)
+
+    @property
+    def gaussian(self) -> bool:
+        """Gaussian weights and biases (the statistics of Ghat are those of z)."""
+        return self.weights == "gaussian" and self.biases == "gaussian"
 
     @property
     def blocks(self) -> int:
@@ -130,6 +149,13 @@ class Config:
         ens["target"] = self.ensemble.target.to_dict() if self.ensemble.target else None
         if ens["target"] is None:
             del ens["target"]
+        # laws: as written in TOML; Gaussian biases are not written (unchanged configs)
+        del ens["weights_nu"], ens["biases_nu"]
+        ens["weights"] = self.ensemble.weight_law.spec()
+        if self.ensemble.biases == "gaussian":
+            del ens["biases"]
+        else:
+            ens["biases"] = self.ensemble.bias_law.spec()
         return {
             "network": net,
             "inputs": {"values": self.inputs.tolist()},
@@ -224,6 +250,10 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
     ensemble = _ensemble(raw.get("ensemble", {}))
     output = _output(raw.get("output", {}), network.depth)
     _check_derivative(network, output)
+    if not ensemble.gaussian:          # report the statistics of z itself (not only of Ghat)
+        wanted = set(output.statistics) | set(Z_STATISTICS)
+        output = dataclasses.replace(output, statistics=tuple(s for s in _STATISTICS if s in wanted))
+    _check_ntk_laws(ensemble, output)
     if "target" in raw.get("ensemble", {}):
         target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
         ensemble = dataclasses.replace(ensemble, target=target)
@@ -285,6 +315,23 @@ def _used_settings(statistics) -> set[str]:
     return {key for q in required_quantities(computed(statistics)) for key in get_quantity(q).settings}
 
 
+def _check_ntk_laws(ensemble, output: OutputConfig) -> None:
+    """The NTK statistics are measured for Gaussian weights and biases, and not together with
+    the z statistics (their kernels do not fill the unit cumulants those need)."""
+    ntk = [s for s in output.statistics if s.startswith("ntk")]
+    if not ntk:
+        return
+    if not ensemble.gaussian:
+        raise ConfigError(
+            f"output.statistics: {ntk[0]!r} is measured for Gaussian weights and biases only "
+            f"(ensemble.weights = {ensemble.weight_law}, ensemble.biases = {ensemble.bias_law}); "
+            "measure the NTK of a non-Gaussian law in a later version")
+    z = [s for s in output.statistics if s.startswith("z_")]
+    if z:
+        raise ConfigError(f"output.statistics: the NTK statistics and {', '.join(z)} are not "
+                          "computed in one run yet; run them separately")
+
+
 def _check_derivative(network: NetworkConfig, output: OutputConfig) -> None:
     """Statistics of quantities that backpropagate need sigma' without delta functions."""
     from ..stats.quantities import get_quantity
@@ -321,9 +368,12 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     sampler = sec.get("sampler", "markov")
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
-    weights = sec.get("weights", "gaussian")
-    if weights not in WEIGHTS:
-        raise ConfigError(f"ensemble.weights: {weights!r} is not allowed; allowed: {', '.join(WEIGHTS)}")
+    laws = {}
+    for key in ("weights", "biases"):
+        try:
+            laws[key] = parse_law(sec.get(key, "gaussian"))
+        except ValueError as exc:
+            raise ConfigError(f"ensemble.{key}: {exc}") from None
     block_size = _positive_int("ensemble.block_size", sec.get("block_size", DEFAULT_BLOCK_SIZE))
     if block_size > 2**31:       # the network index within a block is one 32-bit counter word
         raise ConfigError(f"ensemble.block_size: at most 2**31 networks per block, got {block_size}")
@@ -336,7 +386,9 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     first_block = sec.get("first_block", 0)
     if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
         raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")
-    ens = EnsembleConfig(networks, seed, sampler, weights, block_size, bins, first_block)
+    ens = EnsembleConfig(networks, seed, sampler, laws["weights"].name, block_size, bins, first_block,
+                         biases=laws["biases"].name, weights_nu=laws["weights"].nu,
+                         biases_nu=laws["biases"].nu)
     _check_sampler_weights(ens)
     return ens
 
@@ -350,6 +402,11 @@ def _check_sampler_weights(ens: EnsembleConfig) -> None:
         raise ConfigError(
             f"ensemble.weights: {ens.weights!r} needs sampler = {' or '.join(map(repr, able))}; the "
             f"{ens.sampler} sampler is exact only for {', '.join(backend.weights)} weights")
+    if ens.biases not in backend.biases:
+        able = [name for name, cls in SAMPLERS.items() if ens.biases in cls.biases]
+        raise ConfigError(
+            f"ensemble.biases: {ens.biases!r} needs sampler = {' or '.join(map(repr, able))}; the "
+            f"{ens.sampler} sampler is exact only for {', '.join(backend.biases)} biases")
 
 
 def _output(sec: dict, depth: int) -> OutputConfig:

@@ -51,7 +51,8 @@ class MarkovSampler(Sampler):
 
     @classmethod
     def fills(cls, cfg):
-        return ("gram",) + NTK_QUANTITIES
+        # the unit cumulants are identically 0 for Gaussian weights and biases
+        return ("gram",) + NTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
 
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
@@ -59,15 +60,27 @@ class MarkovSampler(Sampler):
         self._key = rng.seed_key(cfg.ensemble.seed)
         self._args = kernel_arguments(cfg)
         layout = ntk_layout(cfg, quantities)
+        self._kernel_width = int(get_quantity("gram").length(cfg))
         if layout is None:
             from ..kernels import markov
             self._kernel = markov.sample_markov
         else:
+            self._kernel_width = layout.width
             from ..kernels import ntk_markov
             self.layout = layout
             self._kernel = ntk_markov.sample_markov_ntk
             self._args = self._args + ntk_arguments(cfg)
 
     def sample(self, first_block, n_blocks, out):
+        # the kernel fills the metric (and, the NTK kernel, the NTK quantities); the unit
+        # cumulants after them are 0 (config.schema refuses them together with the NTK)
+        m = self._kernel_width
+        if out.shape[-1] == m:
+            self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
+                         *self._args, out)
+            return
+        gram = np.empty(out.shape[:-1] + (m,))
         self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
-                     *self._args, out)
+                     *self._args, gram)
+        out[..., :m] = gram
+        out[..., m:] = 0.0

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .indexing import n_pairs, n_triples, triples as triples_table, unpack_matrix
+from .indexing import n_pairs, n_quads, n_triples, triples as triples_table, unpack_matrix, unpack_quads
 
 __all__ = ["Quantity", "QUANTITIES", "register_quantity", "get_quantity", "Layout"]
 
@@ -74,6 +74,27 @@ register_quantity(Quantity(
                 "packed pairs a <= b (lexicographic)",
     length=lambda cfg: n_pairs(cfg.k),
     unpack=unpack_matrix))
+
+# The same-unit fourth cumulant that non-Gaussian weight and bias laws add (zero for Gaussian
+# ones): given layer l-1, z_{i;a} = b_i + sum_j W_ij s_{j;a} (s = sigma(z^(l-1))) has the joint
+# fourth cumulant kappa4_W (C_W/n_{l-1})^2 sum_j s_a1 s_a2 s_a3 s_a4 + kappa4_b C_b^2 over
+# inputs, with kappa4 the laws' standardised fourth cumulants (mcsim.laws).
+_CUMULANT = ("conditional fourth joint cumulant of one unit's preactivations given layer l-1: "
+             "kappa4_W (C_W/n_{l-1})^2 sum_j s_{j;a1} s_{j;a2} s_{j;a3} s_{j;a4} + kappa4_b C_b^2 "
+             "(s = sigma(z^(l-1)); kappa4 the standardised fourth cumulants of the weight and bias "
+             "laws, 0 for Gaussian ones)")
+
+register_quantity(Quantity(
+    name="unit_cumulant_diag",
+    description=_CUMULANT + ", diagonal a1 = a2 = a3 = a4 = a, one entry per input a",
+    length=lambda cfg: cfg.k,
+    unpack=lambda packed, k: packed))
+
+register_quantity(Quantity(
+    name="unit_cumulant",
+    description=_CUMULANT + ", packed sorted quadruples a1 <= a2 <= a3 <= a4 (lexicographic)",
+    length=lambda cfg: n_quads(cfg.k),
+    unpack=unpack_quads))
 
 
 def _unpack_square(packed, k):

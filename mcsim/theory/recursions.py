@@ -36,6 +36,9 @@ n_0 the input dimension, inputs a = 0..k-1. For layer l:
   1/n correction of the vertex, n_{l-1} Cov(Ghat) = V + V1/n_{l-1} + O(1/n^2), and the six-point vertex at
   leading order, n_{l-1}^2 kappa_3(Ghat, Ghat, Ghat); see ``vertex_nlo`` and ``six_point``.
   None (with ``Prediction.notes`` saying why) above ``vertex_nlo.MAX_INPUTS`` distinct inputs.
+* ``unit_cumulant`` U^(l) (k, k, k, k) or None: the same-unit fourth cumulant that non-Gaussian
+  weight and bias laws add (``weight_laws.apply_laws``; None: Gaussian laws, U = 0), and
+  ``z_four_point`` / ``z_kurtosis``, the statistics of one unit's z that include it.
 
 Inputs that coincide exactly (K^(1) rows with K_aa = K_bb = K_ab) give identical
 preactivations in every layer; they are computed once and copied, so kinked activations
@@ -65,6 +68,7 @@ class LayerPrediction:
     vertex_correction: np.ndarray | None = None   # V1^(l), (k, k, k, k), divided by n_{l-1}
     six_point: np.ndarray | None = None           # S^(l), (k,)*6, leading order
     ntk_moments: object = None  # ntk.NTKLayerPrediction (H + H1/n, A, B, D, F) when asked for
+    unit_cumulant: np.ndarray | None = None   # U^(l), (k, k, k, k); None for Gaussian laws
 
     @property
     def metric(self) -> np.ndarray:
@@ -100,6 +104,19 @@ class LayerPrediction:
         """The excess kurtosis to order 1/n^2, (k,) (leading order when V1 is not known)."""
         X1 = self.kurtosis_correction
         return self.kurtosis if X1 is None else self.kurtosis + X1 / self.fan_in
+    def z_four_point(self) -> np.ndarray:
+        """Same-unit connected four-point function of z at leading order, (k, k, k, k):
+        (V_(12)(34) + V_(13)(24) + V_(14)(23)) / n_{l-1} + U."""
+        V = self.vertex
+        out = (V + np.einsum("acbd->abcd", V) + np.einsum("adbc->abcd", V)) / self.fan_in
+        return out if self.unit_cumulant is None else out + self.unit_cumulant
+
+    @property
+    def z_kurtosis(self) -> np.ndarray:
+        """Excess kurtosis of z_{i;a} for the laws of the prediction, (k,):
+        z_four_point_aaaa / K_aa^2."""
+        d = np.arange(self.kernel.shape[0])
+        return self.z_four_point[d, d, d, d] / np.diag(self.kernel) ** 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +129,8 @@ class Prediction:
     C_b: tuple
     layers: list = field(default_factory=list)   # LayerPrediction for l = 1..L
     notes: tuple = ()           # what was not computed, and why
+    weights: object = None      # mcsim.laws.Law of the weights and biases (None: Gaussian)
+    biases: object = None
 
     def layer(self, l: int) -> LayerPrediction:
         if not 1 <= l <= len(self.layers):
@@ -258,3 +277,9 @@ def predict_config(cfg, **kw) -> Prediction:
     kw.setdefault("lambda_W", getattr(net, "lambda_W", None) or 1.0)
     kw.setdefault("ntk_moments", any(s.startswith("ntk") for s in cfg.output.statistics))
     return predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    """``predict`` for a loaded ``mcsim.config.Config``, with its weight and bias laws
+    (``weight_laws.apply_laws``)."""
+    from .weight_laws import apply_laws
+    net, ens = cfg.network, cfg.ensemble
+    pred = predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    return apply_laws(pred, ens.weight_law, ens.bias_law, q=kw.get("q"))

@@ -23,6 +23,8 @@ kind, config_toml/config_json, software versions, /config, /inputs) and per laye
 (``vertex_correction``, ``six_point`` and the kurtosis parts only when the higher orders
 were computed: at most ``vertex_nlo.MAX_INPUTS`` distinct inputs; the root attribute
 ``theory_notes`` says what was left out.)
+    z_kurtosis         (k,)          with non-Gaussian weight or bias laws: the kurtosis of z,
+    z_four_point       (k, k, k, k)  and its same-unit four-point function (theory.weight_laws)
 
 without ``_stderr`` datasets, so ``mcsim.open_result`` reads it like a measurement.
 """
@@ -50,6 +52,9 @@ def _layer_stats(p) -> dict:
                      ntk_A=m.A, ntk_B=m.B, ntk_D=m.D, ntk_F=m.F)
     elif p.ntk is not None and np.all(np.isfinite(p.ntk)):
         stats["ntk"] = p.ntk
+    if p.unit_cumulant is not None:             # non-Gaussian laws (weight_laws.apply_laws)
+        stats["z_kurtosis"] = p.z_kurtosis
+        stats["z_four_point"] = p.z_four_point
     return stats
 
 
@@ -93,6 +98,9 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
              "metric      G^(l) = K^(l) + G1^(l) / n_(l-1) + O(1/n^2);  vertex n_(l-1) Cov(Ghat) "
              "= V^(l) + V1^(l) / n_(l-1) + O(1/n^2);  six-point S6 = n_(l-1)^2 kappa_3(Ghat) at "
              "leading order"] + [f"note        {n}" for n in P.notes]
+    from .weight_laws import describe_laws
+    if describe_laws(P):
+        lines.append(describe_laws(P))
     pairs = get_statistic("metric").distinct(k)
     quads = get_statistic("vertex").distinct(k)
     for p in P.layers:
@@ -131,4 +139,10 @@ def format_prediction(prediction: Prediction, layers=None, show_all: bool = Fals
                                  f"{p.six_point[e]:15.8g}")
                 if len(shown) < len(sixes):
                     lines.append(f"  ... {len(sixes) - len(shown)} more six-point entries (--all)")
+        if p.unit_cumulant is not None:
+            d = np.arange(k)
+            lines.append("  kurtosis of z   " + "  ".join(
+                f"zkurt[{a + 1}] = {p.z_kurtosis[a]:.8g} (weight/bias-law term "
+                f"{p.unit_cumulant[a, a, a, a] / p.kernel[a, a] ** 2:.6g}, vertex term "
+                f"{p.kurtosis[a]:.6g})" for a in d[:limit]))
     return "\n".join(lines)
