@@ -104,6 +104,8 @@ class LayerPrediction:
         """The excess kurtosis to order 1/n^2, (k,) (leading order when V1 is not known)."""
         X1 = self.kurtosis_correction
         return self.kurtosis if X1 is None else self.kurtosis + X1 / self.fan_in
+
+    @property
     def z_four_point(self) -> np.ndarray:
         """Same-unit connected four-point function of z at leading order, (k, k, k, k):
         (V_(12)(34) + V_(13)(24) + V_(14)(23)) / n_{l-1} + U."""
@@ -270,16 +272,13 @@ def _spec(act) -> dict:
 
 
 def predict_config(cfg, **kw) -> Prediction:
-    """``predict`` for a loaded ``mcsim.config.Config``: its learning rates, and the NTK
-    fluctuations when the config computes an NTK statistic (unless ``kw`` says otherwise)."""
-    net = cfg.network
+    """``predict`` for a loaded ``mcsim.config.Config``: its learning rates, the NTK
+    fluctuations when the config computes an NTK statistic (unless ``kw`` says otherwise), and
+    its weight and bias laws (``weight_laws.apply_laws``)."""
+    from .weight_laws import apply_laws
+    net, ens = cfg.network, cfg.ensemble
     kw.setdefault("lambda_b", getattr(net, "lambda_b", None) or 1.0)
     kw.setdefault("lambda_W", getattr(net, "lambda_W", None) or 1.0)
     kw.setdefault("ntk_moments", any(s.startswith("ntk") for s in cfg.output.statistics))
-    return predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
-    """``predict`` for a loaded ``mcsim.config.Config``, with its weight and bias laws
-    (``weight_laws.apply_laws``)."""
-    from .weight_laws import apply_laws
-    net, ens = cfg.network, cfg.ensemble
     pred = predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
     return apply_laws(pred, ens.weight_law, ens.bias_law, q=kw.get("q"))
