@@ -103,6 +103,9 @@ def test_one_input_moments_are_exact(act, sampler):
     res = _simulate(act, X1, sampler, seed=31, stats=["metric", "vertex", "six_point"])
     exact = exact_one_input(act, X1, WIDTHS, C_W, C_B)
     fan_in = [N0] + WIDTHS[:-1]
+    # layer 1 is deterministic: exact, with standard error 0
+    assert res.layer(1).metric.mean[0, 0] == pytest.approx(exact[0][0], rel=1e-14)
+    assert not res.layer(1).metric.stderr.any() and not res.layer(1).vertex.mean.any()
     wrong_vertex, wrong_six = [], []
     for l in range(2, len(WIDTHS) + 1):
         mean, var, k3 = exact[l - 1]
@@ -222,5 +225,10 @@ def test_theory_metric_correction_at_unequal_widths_sin():
     P = predict("sin", [x], [1000, 3000, 5], cw, cb, ntk=False)
     assert abs(G1_exact) > 1e-2                        # a correction worth checking
     assert P.layer(3).correction[0, 0] == pytest.approx(G1_exact, rel=1e-4)
+    # the metric to order 1/n: K + G1 / n_2 misses the exact mean by c / n_1^2 only, with
+    # c = 0.0119 here (measured at n_1 = 250, 500, 1000: constant); allowed 0.1 / n_1^2,
+    # while K alone misses by 0.056 / n_1
+    exact = _sin_layer3_mean(x, 1000, cw, cb)
+    assert abs(P.layer(3).metric[0, 0] - exact) < 0.1 / 1000 ** 2 < abs(P.layer(3).kernel[0, 0] - exact)
     # and the kernel is the infinite-width limit of the exact mean
     assert P.layer(3).kernel[0, 0] == pytest.approx(_sin_layer3_mean(x, 10 ** 9, cw, cb), rel=1e-8)
