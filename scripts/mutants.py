@@ -58,6 +58,9 @@ T_EST = "tests/test_estimators.py"
 T_MOM = "tests/test_moments.py"
 T_DRIVER = "tests/test_driver.py"
 T_REC = "tests/test_theory_recursions.py"
+T_REC_MC = ("tests/test_theory_recursions.py::test_metric_correction_propagates_with_the_width_ratio",
+            "tests/test_theory_recursions.py::test_metric_correction_against_numpy_monte_carlo",
+            "tests/test_theory_recursions.py::test_unequal_widths_ratio")
 T_GAUSS = "tests/test_theory_gaussian.py"
 T_CRIT = "tests/test_theory_criticality.py"
 T_MERGE = "tests/test_merge_cli.py"
@@ -189,26 +192,26 @@ MUTANTS = [
     # ---- theory --------------------------------------------------------------------------------
     Mutant("G1-ratio-inverted", "mcsim/theory/recursions.py",
            "G1_new += ratio * C_W_ * 0.5 * np.einsum", "G1_new += C_W_ * 0.5 / ratio * np.einsum",
-           (T_EXACT, T_REC), "width ratio inverted in the G1 source term only"),
+           (T_EXACT, *T_REC_MC), "width ratio inverted in the G1 source term only"),
     Mutant("G1-propagation-ratio-dropped", "mcsim/theory/recursions.py",
            "G1_new = ratio * C_W_ * np.einsum(\"abcd,cd->ab\", J, G1)",
            "G1_new = C_W_ * np.einsum(\"abcd,cd->ab\", J, G1)",
-           (T_EXACT, T_REC), "width ratio dropped from the propagation of G1"),
+           (T_EXACT, *T_REC_MC), "width ratio dropped from the propagation of G1"),
     Mutant("G1-half-dropped", "mcsim/theory/recursions.py",
            "G1_new += ratio * C_W_ * 0.5 * np.einsum", "G1_new += ratio * C_W_ * np.einsum",
-           (T_EXACT, T_REC), "the 1/2 of the second-order term dropped"),
+           (T_EXACT, *T_REC_MC), "the 1/2 of the second-order term dropped"),
     Mutant("V-ratio-inverted", "mcsim/theory/recursions.py",
            "V_new += ratio * C_W_ ** 2 * np.einsum", "V_new += C_W_ ** 2 / ratio * np.einsum",
-           (T_EXACT, T_REC), "width ratio inverted in the vertex recursion"),
+           (T_EXACT, *T_REC_MC), "width ratio inverted in the vertex recursion"),
     Mutant("kernel-dropped-bias", "mcsim/theory/recursions.py",
            "K = C_b_ + C_W_ * M2", "K = C_W_ * M2",
-           (T_EXACT, T_REC), "C_b dropped from the kernel recursion"),
+           (T_EXACT, *T_REC_MC), "C_b dropped from the kernel recursion"),
     Mutant("prediction-kurtosis-width", "mcsim/theory/recursions.py",
            "(self.fan_in * np.diag(self.kernel) ** 2)", "(self.width * np.diag(self.kernel) ** 2)",
-           (T_EXACT, T_REC), "predicted kurtosis divided by n_l instead of n_{l-1}"),
+           (T_EXACT, *T_REC_MC), "predicted kurtosis divided by n_l instead of n_{l-1}"),
     Mutant("prediction-metric-width", "mcsim/theory/recursions.py",
            "return self.kernel + self.correction / self.fan_in", "return self.kernel + self.correction / self.width",
-           ("tests/test_compare.py", T_REC), "K + G1/n with n the width, not the fan-in"),
+           (T_EXACT,), "K + G1/n with n the width, not the fan-in"),
     Mutant("relu-two-point-kappa", "mcsim/theory/gaussian.py",
            "return (np.sqrt(1 - rho * rho) + (np.pi - np.arccos(rho)) * rho) / (2 * np.pi)",
            "return (np.sqrt(1 - rho * rho) + (np.pi - np.arccos(rho)) * rho) / np.pi",
@@ -280,6 +283,8 @@ def _copy_tree(dest: Path) -> None:
     files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
                            capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, files):
+        if rel.split("/")[0] in (".numba-cache", ".venv") or rel.endswith((".nbi", ".nbc")):
+            continue                          # caches (when not ignored by .gitignore)
         src = ROOT / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
