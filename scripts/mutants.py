@@ -70,7 +70,7 @@ T_TARGET = "tests/test_target.py"
 T_RNG = "tests/test_rng.py"
 T_GOLDEN = "tests/test_golden.py"
 T_REG = "tests/test_registry.py"
-T_CKPT = "tests/test_checkpoint.py"
+T_MPI = "tests/test_mpi.py::test_ranks_give_bitwise_identical_results"
 
 MUTANTS = [
     # ---- kernels: the markov sampler -----------------------------------------------------
@@ -248,6 +248,10 @@ MUTANTS = [
            "acc.add_blocks(cfg.ensemble.first_block + g_first, *g_states)",
            "acc.add_blocks(g_first, *g_states)",
            (T_MERGE,), "ensemble.first_block forgotten when merging a round"),
+    Mutant("driver-rng-keyed-by-rank", "mcsim/run/driver.py",
+           "states = worker.run(cfg.ensemble.first_block + first, n) if n else None",
+           "states = worker.run(cfg.ensemble.first_block + first + comm.rank, n) if n else None",
+           (T_MPI,), "each rank's blocks shifted by its rank: streams depend on the number of ranks"),
     Mutant("resume-ignores-complete", "mcsim/run/driver.py",
            "if existing.complete and (acc.blocks == cfg.ensemble.blocks or met):",
            "if acc.blocks == cfg.ensemble.blocks or met:",
