@@ -143,9 +143,10 @@ def test_markov_networks_equal_numpy_reference(act):
         assert np.array_equal(got[..., pi[0, c]], got[..., pi[1, c]]), c
 
 
-@pytest.mark.xfail(strict=True, reason="known: z_a = sum_b C_ab eps_b is summed in another order "
-                   "(FMA-contracted) for a copied row than for the row it copies, so duplicates of "
-                   "an input other than the first differ in the last bits")
+@pytest.mark.xfail(strict=True, reason="known: kernels/markov.py sums z_a = sum_b C_ab eps_b starting "
+                   "from the diagonal term C_aa eps_a, so a copied row (C_jj = 0) adds the same terms "
+                   "in another order than the row it copies; duplicates of an input other than the "
+                   "first differ in the last bits (psd_cholesky's docstring promises bitwise equality)")
 def test_markov_duplicates_of_a_later_input_are_bitwise_identical():
     x = np.stack([X[0], X[1], X[1]])
     got = _kernel_run("markov", x, (3, 4), (1.5, 2.0), (0.1, 0.0), "linear", 0, 1, 64)
