@@ -255,11 +255,8 @@ MUTANTS = [
     Mutant("resume-ignores-complete", "mcsim/run/driver.py",
            "if existing.complete and (acc.blocks == cfg.ensemble.blocks or met):",
            "if acc.blocks == cfg.ensemble.blocks or met:",
-           (T_DRIVER + "::test_resume_and_extend_are_bitwise_equal_to_one_run",
-            T_TARGET + "::test_run_stops_at_its_target_and_matches_a_fixed_run"),
-           "a file is treated as up to date without its complete flag",
-           note="equivalent as far as tests can tell: a file holding all requested blocks is "
-                "complete unless a target stopped it, and met already requires target_reached"),
+           (T_DUR, T_DRIVER + "::test_resume_and_extend_are_bitwise_equal_to_one_run"),
+           "a file with all its blocks is treated as up to date without its complete flag"),
     # ---- config, sweep, target -----------------------------------------------------------------
     Mutant("config-C_W-zero-allowed", "mcsim/config/schema.py",
            "if v < 0 or (strictly_positive and v == 0):", "if v < 0:",

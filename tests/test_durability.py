@@ -59,3 +59,19 @@ def test_atomic_write_fsyncs_the_file_before_the_rename_and_then_the_directory(t
     with h5py.File(tmp_path / "x.h5", "r") as f:
         assert f["a"][0] == 1.0
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"]
+
+
+def test_running_again_on_a_file_marked_partial_completes_it(small_config, tmp_path):
+    """A file that holds every requested block but says complete = False (whatever left it so)
+    is finished by running again: afterwards it says complete, or `sweep --submit` would
+    resubmit the task for ever. The numbers stay those of the one run."""
+    cfg = mcsim.load_config(small_config).replace(networks=1024)
+    out = tmp_path / "r.h5"
+    first = mcsim.simulate(cfg, output=out, progress="off")
+    with h5py.File(out, "a") as f:
+        f.attrs["complete"] = False
+    again = mcsim.simulate(cfg, output=out, progress="off")
+    with h5py.File(out, "r") as f:
+        assert bool(f.attrs["complete"]) and int(f["accumulator"].attrs["blocks"]) == cfg.ensemble.blocks
+    for l in first.layers:
+        assert (again.layer(l).metric.mean == first.layer(l).metric.mean).all()
