@@ -28,11 +28,20 @@ def test_every_checkpoint_before_the_end_says_incomplete(small_config, tmp_path,
             writes.append((int(f["accumulator"].attrs["blocks"]), bool(f.attrs["complete"])))
 
     monkeypatch.setattr(driver, "write_run", spy)
-    # checkpoint_interval 1 ms: a checkpoint after nearly every round of one block
+    # every round takes >= 2 ms (so rounds stay at one block) and checkpoint_interval is 1 ms:
+    # a checkpoint after every round, whatever the speed of the machine
+    import time
+    real_run = driver.BlockWorker.run
+
+    def slow_run(self, first, n):
+        time.sleep(0.002)
+        return real_run(self, first, n)
+
+    monkeypatch.setattr(driver.BlockWorker, "run", slow_run)
     cfg = mcsim.config_from_dict({**cfg.to_dict(), "output": {**cfg.to_dict()["output"],
                                                               "checkpoint_interval": 0.001}})
     mcsim.simulate(cfg, output=tmp_path / "r.h5", progress="off")
-    assert len(writes) >= 4, writes                       # the empty start file, checkpoints, final
+    assert len(writes) >= 10, writes                      # the empty start file, checkpoints, final
     *partial, final = writes
     assert final == (cfg.ensemble.blocks, True)
     assert all(not complete for _, complete in partial), writes
