@@ -26,6 +26,8 @@ BENCHMARKS = {
     "rng": "bench_rng",
     "samplers": "bench_samplers",
     "mpi": "bench_mpi",
+    "ntk": "bench_ntk",
+    "training": "bench_training",
 }
 
 

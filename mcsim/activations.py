@@ -69,6 +69,16 @@ class Activation:
     scale_invariant: bool = False
 
     @property
+    def jumps(self) -> bool:
+        """True when sigma is discontinuous at a kink (perceptron): sigma' has a delta
+        function there, so derivatives (backpropagation, the NTK) are infinite."""
+        if not self.kinks:
+            return False
+        # the scalar definition run as plain Python (no compilation for a config check)
+        f = getattr(_SPECS[self.name].value, "py_func", None) or (lambda x, p: float(self.value(x)))
+        return any(abs(f(c + 1e-9, self.param) - f(c - 1e-9, self.param)) > 1e-6 for c in self.kinks)
+
+    @property
     def smooth(self) -> bool:
         """True when sigma is infinitely differentiable everywhere (no kinks)."""
         return not self.kinks

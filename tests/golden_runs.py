@@ -50,6 +50,15 @@ CONFIGS = {
                      "sampler": "dense", "weights": "uniform"},
         "output": {"statistics": ["metric", "vertex", "six_point"], "layers": [2, 3]},
     },
+    "dense_k2_tanh_student_t_rademacher_biases": {
+        "network": {"input_dim": 2, "widths": [5, 3, 2], "activation": "tanh",
+                    "C_W": 1.5, "C_b": 0.2},
+        "inputs": {"values": [[1.0, 0.3], [-0.4, 0.9]]},
+        "ensemble": {"networks": 1024, "seed": 6, "block_size": 128, "jackknife_bins": 4,
+                     "sampler": "dense", "weights": {"name": "student_t", "nu": 7},
+                     "biases": "rademacher"},
+        "output": {"statistics": ["metric", "vertex", "z_four_point"]},
+    },
     "markov_k2_metric_only": {
         "network": {"input_dim": 2, "widths": [8, 8, 8, 8, 1], "activation": "gelu",
                     "C_W": 1.3, "C_b": 0.0},

@@ -86,3 +86,33 @@ def test_help_is_complete():
     proc = run_cli("run", "--help")
     for flag in ("--output", "--networks", "--seed", "--threads", "--quiet", "--force", "75"):
         assert flag in proc.stdout
+
+
+def test_merge_records_blocks_and_completeness_and_refuses_any_overlap(small_config, tmp_path):
+    """The merged file holds the sum of the blocks (and the matching number of networks), is
+    complete only if every input is, and ranges of one seed that overlap in either order
+    (one starting inside the other) are refused."""
+    import dataclasses
+
+    import h5py
+
+    from mcsim.storage.reader import read_run
+    cfg = mcsim.load_config(small_config).replace(networks=1024)           # 8 blocks of 128
+
+    def at(first_block):
+        return dataclasses.replace(cfg, ensemble=dataclasses.replace(cfg.ensemble, first_block=first_block))
+
+    mcsim.simulate(cfg, output=tmp_path / "a.h5", progress="off")          # blocks 0..7
+    mcsim.simulate(at(4), output=tmp_path / "b.h5", progress="off")        # 4..11: overlaps a
+    mcsim.simulate(at(8), output=tmp_path / "c.h5", progress="off")        # 8..15
+    for pair in (("a", "b"), ("b", "a")):
+        with pytest.raises(ResumeError, match="counted twice"):
+            merge_files([tmp_path / f"{p}.h5" for p in pair], tmp_path / "bad.h5")
+    merge_files([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "ac.h5")
+    ac = read_run(tmp_path / "ac.h5")
+    assert ac.complete and ac.accumulator.blocks == 16 and ac.accumulator.networks == 2048
+    assert ac.config.ensemble.networks == 2048
+    with h5py.File(tmp_path / "c.h5", "a") as f:                          # as a checkpoint says
+        f.attrs["complete"] = False
+    merge_files([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "ac2.h5")
+    assert not read_run(tmp_path / "ac2.h5").complete

@@ -140,3 +140,27 @@ def test_target_stop_under_mpi_matches_a_fixed_single_process_run(tmp_path):
     proc = run_cli("run", fixed, "-o", single, "--quiet", "--networks", networks)
     assert proc.returncode == 0, proc.stderr
     assert_same_statistics(single, out)
+
+
+def test_shares_follow_rank_speed_and_change_no_number(small_config, tmp_path):
+    """A rank made 5x slower (test-only MCSIM_TEST_SLOW_RANK, it sleeps after sampling) gets
+    fewer blocks than every other rank, and the result is still bitwise that of one process."""
+    import h5py
+    single = tmp_path / "one.h5"
+    proc = run_cli("run", small_config, "-o", single, "--quiet", "--networks", "640000")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "slow.h5"
+    env = dict(ENV, MCSIM_TEST_SLOW_RANK="1:5")
+    proc = subprocess.run([MPIEXEC, "-n", "3", str(VENV_BIN / "mcsim"), "run", str(small_config),
+                           "-o", str(out), "--quiet", "--networks", "640000"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_statistics(single, out)
+    with h5py.File(out, "r") as f:
+        blocks = [int(b) for b in f.attrs["session_rank_blocks"]]
+        assert sum(blocks) == f.attrs["blocks"] == 5000
+        assert 0 < f.attrs["session_rank_efficiency"] <= 1
+    # a 5x margin: the slow rank's share is about a fifth of the others'
+    assert blocks[1] < min(blocks[0], blocks[2]), blocks
+    proc = run_cli("info", out)
+    assert proc.returncode == 0 and f"blocks per rank {blocks}" in proc.stdout, proc.stdout

@@ -6,14 +6,14 @@
   reader, so anything laid out like a measurement compares the same way.
 * ``compare(measurement)`` -> ``ComparisonTable``: per layer and distinct entry the
   measurement with its standard error, the prediction (every statistic with a
-  ``prediction`` in the statistics registry: K + G^{1}/n_{l-1} for the metric, the leading
-  V for the vertex, 3 V_aaaa / (n_{l-1} K_aa^2) for the kurtosis, ...) and the deviation in
-  standard errors. ``table.rows`` is a numpy structured array.
+  ``prediction`` in the statistics registry: K + G^{1}/n_{l-1} for the metric,
+  V + V1/n_{l-1} for the vertex, the leading six-point vertex, the kurtosis to order 1/n^2,
+  ...) and the deviation in standard errors. ``table.rows`` is a numpy structured array.
 * ``width_sweep(measurements)`` -> ``WidthSweep``: for runs that differ only in width, a
   weighted least-squares fit X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when it lowers
   chi^2 by more than 2, Akaike's criterion) per layer and entry, with n = n_{l-1} the
   fan-in of the layer; X_inf is held against the leading prediction and a against the
-  predicted 1/n coefficient where there is one (G^{1} for the metric).
+  predicted 1/n coefficient where there is one (G^{1} for the metric, V1 for the vertex).
 * ``plot_layers`` / ``plot_width_sweep``: PNG and PDF figures.
 
 Entry labels come from the registry (metric ``G[ab]``, vertex ``V[(a1a2)(a3a4)]``,
@@ -28,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage.reader import check_header, open_file, read_layers
+from ..storage.reader import check_header, check_run_attrs, open_file, read_config, read_layers
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
+from ..laws import GAUSSIAN, parse_law
 from ..theory.recursions import Prediction, predict
+from ..theory.weight_laws import apply_laws
 
 __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
            "read_measurements", "prediction_for", "ComparisonTable", "compare", "WidthFit",
@@ -68,6 +70,10 @@ class Measurement:
     layers: dict
     fan_in: dict
     params: dict = field(default_factory=dict)
+    lambda_b: tuple = ()        # NTK learning rates, one per layer (default 1.0)
+    lambda_W: tuple = ()
+    weights: object = GAUSSIAN      # mcsim.laws.Law of the weights and of the biases
+    biases: object = GAUSSIAN
 
     @property
     def k(self) -> int:
@@ -77,13 +83,13 @@ class Measurement:
 def measurement_from_group(group, label: str, params: dict | None = None) -> Measurement:
     """Read one measurement-like h5py group (a file root or a sweep's /tasks/<i>): every
     registered statistic it holds."""
-    attrs = check_header(group, label)
-    cfg = json.loads(attrs["config_json"])
+    attrs = check_run_attrs(check_header(group, label), label)
+    config = read_config(attrs, label)          # the one reader: validated, opens no paths
+    cfg = config.to_dict()
     net = cfg["network"]
-    inputs = np.asarray(group["inputs"][()], dtype=float) if "inputs" in group else \
-        np.asarray(cfg["inputs"]["values"], dtype=float)
+    inputs = np.asarray(config.inputs, dtype=float)
     layers, fan_in = {}, {}
-    for l, (lattrs, data) in read_layers(group["layers"]).items():
+    for l, (lattrs, data) in read_layers(group["layers"], config.k, label).items():
         layers[l] = {stat: (np.asarray(mean, dtype=float),
                             np.asarray(err, dtype=float) if err is not None else np.zeros_like(mean, dtype=float))
                      for stat, (mean, err) in data.items() if stat in _REGISTRY}
@@ -91,7 +97,10 @@ def measurement_from_group(group, label: str, params: dict | None = None) -> Mea
     return Measurement(label=label, activation=dict(net["activation"]), inputs=inputs,
                        widths=tuple(int(n) for n in net["widths"]), C_W=tuple(net["C_W"]),
                        C_b=tuple(net["C_b"]), networks=int(attrs.get("networks", 0)),
-                       layers=layers, fan_in=fan_in, params=dict(params or {}))
+                       layers=layers, fan_in=fan_in, params=dict(params or {}),
+                       lambda_b=tuple(net.get("lambda_b", ())), lambda_W=tuple(net.get("lambda_W", ())),
+                       weights=parse_law(cfg["ensemble"].get("weights", "gaussian")),
+                       biases=parse_law(cfg["ensemble"].get("biases", "gaussian")))
 
 
 def measurement_from_result(result, label: str | None = None) -> Measurement:
@@ -103,9 +112,13 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
         layers[l] = {s: (np.asarray(est.mean), np.asarray(est.stderr))
                      for s, est in e.stats.items() if s in _REGISTRY}
         fan_in[l] = int(e.fan_in)
+    ens = result.config.ensemble
     return Measurement(label or str(result.path or "result"), dict(net.activation),
                        np.asarray(result.config.inputs, dtype=float), tuple(net.widths),
-                       tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in)
+                       tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in,
+                       lambda_b=tuple(getattr(net, "lambda_b", ())),
+                       lambda_W=tuple(getattr(net, "lambda_W", ())),
+                       weights=ens.weight_law, biases=ens.bias_law)
 
 
 def read_measurements(path) -> list[Measurement]:
@@ -134,10 +147,15 @@ _CACHE: dict = {}
 
 def prediction_for(m: Measurement) -> Prediction:
     """The 1/n prediction for a measurement's network (cached per network)."""
+    ntk = any(stat.startswith("ntk") for layer in m.layers.values() for stat in layer)
+    lb, lw = m.lambda_b or 1.0, m.lambda_W or 1.0
     key = (json.dumps(m.activation, sort_keys=True), m.inputs.tobytes(), m.inputs.shape,
-           m.widths, m.C_W, m.C_b)
+           m.widths, m.C_W, m.C_b, ntk, (lb, lw) if ntk else None, m.weights, m.biases)
     if key not in _CACHE:
-        _CACHE[key] = predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False)
+        # the NTK fluctuations (A, B, D, F) only for a measurement that holds NTK statistics
+        _CACHE[key] = apply_laws(
+            predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False, lambda_b=lb,
+                    lambda_W=lw, ntk_moments=ntk), m.weights, m.biases)
     return _CACHE[key]
 
 
@@ -151,12 +169,14 @@ class ComparisonTable:
     """Measurement against prediction, one row per layer, statistic and distinct entry.
 
     ``rows`` fields: layer, fan_in, statistic, entry, measured, stderr, prediction
-    (K + G1/n for the metric, leading order otherwise), leading (K for the metric),
+    (K + G1/n for the metric, V + V1/n for the vertex; see the registry's
+    ``prediction_note``), leading (K for the metric, V for the vertex),
     deviation = (measured - prediction) / stderr (nan where stderr = 0: layer 1 is exact).
     """
     label: str
     networks: int
     rows: np.ndarray
+    notes: tuple = ()           # what the prediction left out (``Prediction.notes``)
 
     def select(self, statistic=None, layer=None) -> np.ndarray:
         r = self.rows
@@ -177,10 +197,13 @@ class ComparisonTable:
                  f"{'prediction':>13} {'dev/sigma':>9}"]
         for r in self.rows:
             dev = "" if not np.isfinite(r["deviation"]) else "%+9.2f" % r["deviation"]
-            lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {r['measured']:13.6g} "
-                         f"{r['stderr']:9.2g} {r['prediction']:13.6g} {dev:>9}")
+            measured = "undefined" if np.isnan(r["measured"]) else "%13.6g" % r["measured"]
+            err = "undefined" if np.isnan(r["stderr"]) else "%9.2g" % r["stderr"]
+            lines.append(f"{r['layer']:5d} {r['fan_in']:6d}  {r['entry']:<15} {measured:>13} "
+                         f"{err:>9} {r['prediction']:13.6g} {dev:>9}")
         for stat in dict.fromkeys(self.rows["statistic"]):
-            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)]
+            r = self.rows[(self.rows["statistic"] == stat) & (self.rows["stderr"] > 0)
+                          & np.isfinite(self.rows["prediction"])]
             dev = r["deviation"]
             if not dev.size:
                 continue
@@ -188,6 +211,15 @@ class ComparisonTable:
             lines.append(f"{stat}: {dev.size} entries, chi^2/entry = {np.mean(dev ** 2):.3g}, "
                          f"max |dev| = {np.max(np.abs(dev)):.2f} sigma, "
                          f"{int(np.sum(np.abs(dev) > 3))} beyond 3 sigma ({note})")
+        lines.extend(f"note: {n}" for n in self.notes)
+        undefined = self.rows[np.isnan(self.rows["measured"]) | np.isnan(self.rows["stderr"])]
+        if undefined.size:
+            from ..stats.finite import undefined_reason
+            for stat in dict.fromkeys(undefined["statistic"]):
+                u = undefined[undefined["statistic"] == stat]
+                lines.append(f"{stat}: {u.size} entries undefined ("
+                             f"{undefined_reason(stat, self.networks, 2**62, 2, stderr=False)}; "
+                             "`mcsim info` says why per entry)")
         bad = self.rows[np.isinf(self.rows["deviation"])]
         if bad.size:
             lines.append(f"WARNING: {bad.size} exact (zero-error) entries differ from the prediction")
@@ -215,15 +247,18 @@ def compare(measurement, prediction: Prediction | None = None, statistics=None,
             pred, lead, _ = _predicted(pl, stat)
             for idx in get_statistic(stat).distinct(m.k):
                 x, s, y = float(mean[idx]), float(err[idx]), float(pred[idx])
-                if not np.isfinite(x):
+                if not np.isfinite(y):                  # not predicted (see the notes)
                     continue
-                if s > 0:
+                if np.isnan(x) or np.isnan(s):          # undefined: shown, never dropped
+                    dev = np.nan
+                elif s > 0:
                     dev = (x - y) / s
                 else:                                   # exact (layer 1): equal or not
                     dev = 0.0 if np.isclose(x, y, rtol=1e-9, atol=1e-12) else np.copysign(np.inf, x - y)
                 rows.append((l, m.fan_in[l], stat, entry_label(stat, idx), x, s, y,
                              float(lead[idx]), dev))
-    return ComparisonTable(m.label, m.networks, np.array(rows, dtype=_ROW))
+    return ComparisonTable(m.label, m.networks, np.array(rows, dtype=_ROW),
+                           tuple(getattr(p, "notes", ())))
 
 
 # ------------------------------------------------------------------------------------------
@@ -326,12 +361,15 @@ class WidthSweep:
                              f"{row_of[key]['a_predicted']:+.4g})")
         vkeys = [k for k in self.points if k[1] == "vertex"]
         if vkeys:
-            lines.append("vertex: deviation from leading order, and n times it (constant if it "
-                         "shrinks like 1/n)")
+            lines.append("vertex: deviation from V + V1/n, and n^2 times it (bounded if the "
+                         "remainder is O(1/n^2))")
+            row_of = {(r["layer"], r["statistic"], r["entry"]): r for r in self.rows}
             for key in vkeys:
                 n, x, s, lead = self.points[key]
-                cells = ", ".join(f"n={int(a)}: {d:+.3g} +- {e:.2g} (n*dev {a * d:+.3g})"
-                                  for a, d, e in zip(n, x - lead, s))
+                v1 = row_of[key]["a_predicted"]
+                d = x - lead - (np.nan_to_num(v1) / n)
+                cells = ", ".join(f"n={int(a)}: {dd:+.3g} +- {e:.2g} (n^2*dev {a * a * dd:+.3g})"
+                                  for a, dd, e in zip(n, d, s))
                 lines.append(f"  layer {key[0]} {key[2]}: {cells}")
         return "\n".join(lines)
 

@@ -218,6 +218,10 @@ def plot_layers(measurement, outdir, stem="layers", prediction=None, max_entries
 
 
 # -- width sweeps ---------------------------------------------------------------------------
+#: the entries of the NTK figure of a width sweep: the mean and each fluctuation's first entry
+NTK_SWEEP_ENTRIES = ("ntk[12]", "A[(11)(11)]", "B[(11)(11)]", "D[(11)(11)]", "F[(11)(11)]")
+
+
 def plot_width_sweep(sweep: WidthSweep, outdir, stem="width_sweep", layer=None,
                      entries=None) -> list[str]:
     """Each fitted statistic against 1/n with the fitted line, the leading prediction at

@@ -6,7 +6,7 @@ import logging
 import sys
 import traceback
 
-from ..errors import ConfigError, Interrupted, McsimError, PeerFailed
+from ..errors import ConfigError, Interrupted, McsimError, NumericalOverflow, PeerFailed
 from .status import EXIT_FAILURE, EXIT_OK, exit_status, report
 
 
@@ -51,6 +51,11 @@ def add_commands(sub) -> None:
                    help="overrides ensemble.sampler (auto: the exact reduced samplers where they apply)")
     r.add_argument("--threads", type=positive_int, help="Numba threads per process (default: all cores, or NUMBA_NUM_THREADS)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output file instead of resuming it")
+    r.add_argument("--max-memory", metavar="SIZE", help="refuse a run estimated to need more memory per "
+                   "process than SIZE (e.g. 64G; default MCSIM_MAX_MEMORY or 80%% of this machine's memory)")
+    r.add_argument("--watchdog", type=float, metavar="SECONDS",
+                   help="MPI: abort the job when no round of blocks completes for max(SECONDS, 20x "
+                   "the longest round), e.g. a rank was stopped (default: off, or MCSIM_WATCHDOG)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress or log lines, only errors")
     r.add_argument("--progress", choices=("bar", "log", "off"), help="progress style (default: bar on a terminal, log lines otherwise)")
     r.set_defaults(func=cmd_run)
@@ -119,13 +124,14 @@ def cmd_run(args) -> int:
     progress = "off" if args.quiet else args.progress
     try:
         result = simulate(cfg, output=cfg.output.path, threads=args.threads, progress=progress,
-                          force=args.force, comm=comm)
+                          force=args.force, comm=comm, max_memory=args.max_memory,
+                          watchdog=args.watchdog)
     except McsimError as exc:
         if isinstance(exc, PeerFailed) or (isinstance(exc, Interrupted) and not comm.is_root):
             return exit_status(exc)             # the root reports it
         code = report("run", exc)
-        if comm.size > 1 and code == EXIT_FAILURE:
-            comm.abort(EXIT_FAILURE)            # never leave the other ranks in a collective
+        if comm.size > 1 and (code == EXIT_FAILURE or isinstance(exc, NumericalOverflow)):
+            comm.abort(code)                    # never leave the other ranks in a collective
         return code
     except BaseException:
         traceback.print_exc()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import (ConfigError, Interrupted, MPIUnavailableError, McsimError, PeerFailed,
-                      ResultFileError, ResumeError, SweepError)
+from ..errors import (ConfigError, Interrupted, MPIUnavailableError, McsimError, NumericalOverflow,
+                      OutputLocked, PeerFailed, ResultFileError, ResumeError, SweepError)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 75
 
@@ -15,6 +15,8 @@ EXIT_STATUS = (
     (ResumeError, EXIT_USAGE),
     (SweepError, EXIT_USAGE),
     (MPIUnavailableError, EXIT_USAGE),
+    (OutputLocked, EXIT_USAGE),
+    (NumericalOverflow, EXIT_USAGE),
     (ResultFileError, EXIT_FAILURE),
     (PeerFailed, EXIT_FAILURE),
     (McsimError, EXIT_FAILURE),
@@ -22,8 +24,11 @@ EXIT_STATUS = (
 
 
 def exit_status(exc: BaseException) -> int:
+    kind = type(exc)
+    if isinstance(exc, PeerFailed) and isinstance(getattr(exc, "cause", None), type):
+        kind = exc.cause                    # the root's status, on every rank
     for cls, code in EXIT_STATUS:
-        if isinstance(exc, cls):
+        if issubclass(kind, cls):
             return code
     return EXIT_FAILURE
 

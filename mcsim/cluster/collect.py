@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ResultFileError
-from ..storage.reader import is_complete, open_file
+from ..storage.reader import check_run_attrs, is_complete, open_file, read_layers
 from .sweep import EXIT_STATUS_NAME, SweepError, read_manifest
 
 STATUSES = ("complete", "partial", "failed", "missing")
@@ -86,9 +86,12 @@ def inspect_task(sweep_dir: Path, entry: dict) -> TaskInfo:
             if attrs.get("kind") != "measurement":
                 info.status, info.reason = "failed", "not an mcsim measurement file"
                 return info
+            check_run_attrs(attrs, path)        # validated: counts, flags, texts
             info.networks = int(attrs.get("networks", 0))
             info.complete = is_complete(attrs)
             has_layers = "layers" in f and len(f["layers"]) > 0
+            if has_layers:
+                read_layers(f["layers"], where=str(path))   # numbers of sane sizes, or "failed"
     except ResultFileError as exc:
         info.status, info.reason = "failed", f"unreadable result file ({exc})"
         return info
@@ -193,5 +196,9 @@ def collect(sweep_dir, output) -> Summary:
             f.attrs[f"tasks_{status}"] = idx
         f.create_dataset("manifest", data=manifest_table(keys, summary.tasks))
 
-    atomic_write(output, fill)
+    from ..storage.hdf5 import resolve_output
+    from ..storage.lock import OutputLock
+    output = resolve_output(output)
+    with OutputLock(output, "mcsim collect"):
+        atomic_write(output, fill)
     return summary

@@ -2,7 +2,10 @@
 
 Two runs are compatible when everything that changes the statistics or the accumulator
 layout is equal (`Config.fingerprint`); `merge_key` also lets the seed and the block range
-differ. The accumulator layout itself is compared separately (`Layout.difference`)."""
+differ. The accumulator layout itself is compared separately (`Layout.difference`).
+Settings that only some quantities depend on (the NTK's learning rates ``network.lambda_b``,
+``network.lambda_W``) are part of the fingerprint only when the run accumulates such a
+quantity (``Quantity.settings``)."""
 from __future__ import annotations
 
 from ..errors import ResumeError
@@ -11,8 +14,15 @@ __all__ = ["first_difference", "check_compatible", "merge_key", "check_layout"]
 
 
 def first_difference(a: dict, b: dict, prefix: str = "") -> str | None:
-    """Dotted name of the first setting that differs between two nested dicts."""
-    for key in sorted(set(a) | set(b)):
+    """Dotted name of the first setting that differs between two nested dicts.
+
+    At the top level the ``output`` section comes first: its statistics decide which other
+    settings count (the NTK's learning rates), so a run with other statistics is named as such."""
+    keys = sorted(set(a) | set(b))
+    if not prefix and "output" in keys:
+        keys.remove("output")
+        keys.insert(0, "output")
+    for key in keys:
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):
             found = first_difference(va, vb, f"{prefix}{key}.")

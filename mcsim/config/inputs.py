@@ -26,6 +26,9 @@ def resolve_inputs(sec: dict, n0: int, base_dir: Path) -> tuple[np.ndarray, dict
     given = [key for key in ("values", "file", "generate") if key in sec]
     if len(given) > 1:
         raise ValueError(f"inputs.{given[1]}: give only one of values, file, generate")
+    if given != ["values"]:
+        count = sec.get("count", 1) if given == ["generate"] else 1
+        _check_size(count if isinstance(count, int) else 1, n0)
     if not given:
         x, source = np.ones((1, n0)), {"kind": "default"}
     elif given[0] == "values":
@@ -49,7 +52,41 @@ def resolve_inputs(sec: dict, n0: int, base_dir: Path) -> tuple[np.ndarray, dict
     return x, source
 
 
+def _check_size(k: int, n0: int) -> None:
+    """Refuse inputs that would not fit in memory before making them."""
+    from ..limits import format_size, memory_limit
+    limit, source = memory_limit()
+    need = 8 * k * n0
+    if limit is not None and need > limit:
+        raise ValueError(f"network.input_dim: {k} input(s) of dimension {n0:,} need {format_size(need)}, "
+                         f"more than the memory limit of {format_size(limit)} ({source})")
+
+
+def _numbers_only(values, key: str) -> None:
+    """Refuse booleans, strings and other non-numbers anywhere in a nested list."""
+    stack = [values]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{key}: must hold numbers only, got {v!r}")
+
+
+def _numeric_array(x: np.ndarray, where: str) -> np.ndarray:
+    """x as float64 if it holds real numbers; booleans, complex numbers, strings refused."""
+    kind = x.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{where}: holds complex numbers; inputs must be real")
+    if kind == "b":
+        raise ValueError(f"{where}: holds bool values; inputs must be numbers")
+    if kind not in "iuf":
+        raise ValueError(f"{where}: must hold numbers, found dtype {x.dtype}")
+    return x.astype(np.float64)
+
+
 def _from_values(values) -> np.ndarray:
+    _numbers_only(values, "inputs.values")
     try:
         x = np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -65,20 +102,42 @@ def _from_file(sec: dict, base_dir: Path) -> np.ndarray:
         path = base_dir / path
     if not path.exists():
         raise ValueError(f"inputs.file: {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"inputs.file: {path} is a directory")
     if path.suffix == ".npy":
         try:
-            return np.load(path, allow_pickle=False).astype(np.float64)
+            x = np.load(path, allow_pickle=False, mmap_mode="r")
         except (ValueError, OSError) as exc:
             raise ValueError(f"inputs.file: cannot read {path} as .npy: {exc}") from None
+        _check_shape(x.shape, f"inputs.file {path}")
+        return _numeric_array(np.asarray(x), f"inputs.file {path}")
     import h5py
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"inputs.file: {path} is not an HDF5 file nor a .npy file (give a (k, n_0) "
+                         "array as .npy, or an HDF5 file and inputs.dataset)")
     name = sec.get("dataset")
-    if not name:
+    if not name or not isinstance(name, str):
         raise ValueError("inputs.dataset: needed for an HDF5 input file (the dataset's path)")
     try:
         with h5py.File(path, "r") as f:
-            return np.asarray(f[name], dtype=np.float64)
-    except (OSError, KeyError) as exc:
+            if name not in f:
+                raise ValueError(f"inputs.dataset: {path} has no {name!r}")
+            ds = f[name]
+            if not isinstance(ds, h5py.Dataset):
+                raise ValueError(f"inputs.dataset: {name!r} in {path} is not a dataset (a group?)")
+            _check_shape(ds.shape, f"inputs.dataset {name!r}")
+            return _numeric_array(ds[()] if ds.shape else np.asarray(ds[()]), f"inputs.dataset {name!r}")
+    except (OSError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(f"inputs.file: cannot read dataset {name!r} from {path}: {exc}") from None
+
+
+def _check_shape(shape, where: str) -> None:
+    if len(shape) not in (1, 2) or 0 in shape:
+        raise ValueError(f"{where}: must be a k x n_0 array, got shape {tuple(shape)}")
+    if len(shape) == 2 and shape[0] > MAX_INPUTS:
+        raise ValueError(f"{where}: at most {MAX_INPUTS} inputs, got {shape[0]}")
+    n = int(np.prod(shape, dtype=object))
+    _check_size(1, n)
 
 
 def _generate(sec: dict, n0: int) -> np.ndarray:

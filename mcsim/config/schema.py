@@ -19,13 +19,17 @@ import numpy as np
 
 from ..activations import get_activation, names as activation_names
 from ..errors import ConfigError
+from ..laws import LAWS, Law, parse_law
 from ..samplers import AUTO, SAMPLERS, choose_sampler, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
+from ..training.config import TRAINING_KEYS, parse_training
 from .inputs import resolve_inputs
 from .target import Target, parse_target
 from .tomlw import dumps as toml_dumps
 
-WEIGHTS = ("gaussian", "uniform", "rademacher")
+WEIGHTS = tuple(LAWS)
+#: computed in addition to output.statistics when the weights or biases are not Gaussian
+Z_STATISTICS = ("z_kurtosis",)
 #: the default of output.statistics
 DEFAULT_STATISTICS = ("metric", "vertex", "six_point")
 DEFAULT_BLOCK_SIZE = 1024
@@ -33,11 +37,13 @@ DEFAULT_BINS = 64
 DEFAULT_CHECKPOINT_INTERVAL = 10.0
 
 _ALLOWED = {
-    "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b"},
+    "network": {"input_dim", "widths", "width", "depth", "output_dim", "activation", "C_W", "C_b",
+                "lambda_b", "lambda_W"},
     "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
-    "ensemble": {"networks", "seed", "sampler", "weights", "block_size", "jackknife_bins", "first_block",
-                 "target"},
+    "ensemble": {"networks", "seed", "sampler", "weights", "biases", "block_size", "jackknife_bins",
+                 "first_block", "target"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
+    "training": TRAINING_KEYS,             # optional: mcsim.training.config
 }
 
 
@@ -48,6 +54,13 @@ class NetworkConfig:
     activation: dict            # {"name": ..., **parameters}, as accepted by get_activation
     C_W: tuple[float, ...]      # one per layer, entry l-1 belongs to layer l
     C_b: tuple[float, ...]
+    lambda_b: tuple[float, ...] = ()    # NTK learning rates of the biases, one per layer
+    lambda_W: tuple[float, ...] = ()    # ... of the weights (times 1/n_{l-1}), one per layer
+
+    def __post_init__(self):
+        for name in ("lambda_b", "lambda_W"):       # default: 1.0 for every layer
+            if not getattr(self, name):
+                object.__setattr__(self, name, (1.0,) * len(self.widths))
 
     @property
     def depth(self) -> int:
@@ -68,6 +81,22 @@ class EnsembleConfig:
     jackknife_bins: int = DEFAULT_BINS
     first_block: int = 0        # blocks first_block, first_block+1, ... (split one seed over jobs)
     target: Target | None = None   # stop when this standard error is reached (networks: the cap)
+    biases: str = "gaussian"    # law names (mcsim.laws); nu: Student-t degrees of freedom
+    weights_nu: int = 0
+    biases_nu: int = 0
+
+    @property
+    def weight_law(self) -> Law:
+        return Law(self.weights, self.weights_nu)
+
+    @property
+    def bias_law(self) -> Law:
+        return Law(self.biases, self.biases_nu)
+
+    @property
+    def gaussian(self) -> bool:
+        """Gaussian weights and biases (the statistics of Ghat are those of z)."""
+        return self.weights == "gaussian" and self.biases == "gaussian"
     auto: bool = False          # the sampler was chosen by sampler = "auto" (not stored)
 
     @property
@@ -92,6 +121,7 @@ class Config:
     output: OutputConfig
     inputs_source: dict = field(default_factory=dict)
     source_path: str | None = None
+    training: Any = None                # mcsim.training.config.TrainingConfig or None
 
     @property
     def k(self) -> int:
@@ -110,7 +140,8 @@ class Config:
     def to_dict(self) -> dict:
         """Canonical nested dict (plain Python types), loadable by `config_from_dict`."""
         net = dataclasses.asdict(self.network)
-        net["widths"], net["C_W"], net["C_b"] = list(net["widths"]), list(net["C_W"]), list(net["C_b"])
+        for key in ("widths", "C_W", "C_b", "lambda_b", "lambda_W"):
+            net[key] = list(net[key])
         out = dataclasses.asdict(self.output)
         out["statistics"], out["layers"] = list(out["statistics"]), list(self.layers)
         if out["path"] is None:
@@ -120,12 +151,19 @@ class Config:
         ens["target"] = self.ensemble.target.to_dict() if self.ensemble.target else None
         if ens["target"] is None:
             del ens["target"]
+        # laws: as written in TOML; Gaussian biases are not written (unchanged configs)
+        del ens["weights_nu"], ens["biases_nu"]
+        ens["weights"] = self.ensemble.weight_law.spec()
+        if self.ensemble.biases == "gaussian":
+            del ens["biases"]
+        else:
+            ens["biases"] = self.ensemble.bias_law.spec()
         return {
             "network": net,
             "inputs": {"values": self.inputs.tolist()},
             "ensemble": ens,
             "output": out,
-        }
+        } | ({"training": self.training.to_dict()} if self.training is not None else {})
 
     def to_toml(self) -> str:
         return toml_dumps(self.to_dict())
@@ -143,6 +181,11 @@ class Config:
         d["output"] = {k: d["output"][k] for k in ("statistics", "layers")}
         # statistics computed in every run (metric, kurtosis) change nothing whether listed or not
         d["output"]["statistics"] = [s for s in d["output"]["statistics"] if not _STATISTICS[s].always]
+        # settings that only some quantities depend on (the NTK's learning rates) count only
+        # when the run accumulates such a quantity
+        for key in sorted(_optional_settings() - _used_settings(self.output.statistics)):
+            section, name = key.split(".", 1)
+            d[section].pop(name, None)
         return d
 
     def replace(self, *, networks=None, seed=None, sampler=None, path=None, target=None) -> "Config":
@@ -150,7 +193,7 @@ class Config:
         the target)."""
         ens, out = self.ensemble, self.output
         if networks is not None:
-            ens = dataclasses.replace(ens, networks=_positive_int("ensemble.networks", networks))
+            ens = dataclasses.replace(ens, networks=_networks(networks))
         if seed is not None:
             ens = dataclasses.replace(ens, seed=_seed("ensemble.seed", seed))
         if sampler is not None and sampler != AUTO:
@@ -174,9 +217,14 @@ def load_config(path) -> Config:
     the config file's folder."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML text file: byte {exc.start} is not UTF-8 "
+                          "(TOML files are UTF-8 text)") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -206,10 +254,17 @@ def config_from_dict(raw: dict, base_dir=".", source_path=None) -> Config:
         raise ConfigError(str(exc)) from None
     ensemble = _ensemble(raw.get("ensemble", {}))
     output = _output(raw.get("output", {}), network.depth)
+    _check_derivative(network, output)
+    if not ensemble.gaussian:          # report the statistics of z itself (not only of Ghat)
+        wanted = set(output.statistics) | set(Z_STATISTICS)
+        output = dataclasses.replace(output, statistics=tuple(s for s in _STATISTICS if s in wanted))
+    _check_ntk_laws(ensemble, output)
     if "target" in raw.get("ensemble", {}):
         target = _target(raw["ensemble"]["target"], network, output, inputs.shape[0])
         ensemble = dataclasses.replace(ensemble, target=target)
-    cfg = Config(network, inputs, ensemble, output, source, source_path)
+    training = parse_training(raw["training"], network, inputs.shape[0], Path(base_dir)) \
+        if "training" in raw else None
+    cfg = Config(network, inputs, ensemble, output, source, source_path, training)
     return _resolve_auto(cfg) if ensemble.sampler == AUTO else _check_applies(cfg)
 
 
@@ -268,29 +323,99 @@ def _network(sec: dict) -> NetworkConfig:
     L = len(widths)
     C_W = _per_layer("network.C_W", sec.get("C_W", 1.0), L, strictly_positive=True)
     C_b = _per_layer("network.C_b", sec.get("C_b", 0.0), L, strictly_positive=False)
-    return NetworkConfig(n0, widths, activation, C_W, C_b)
+    lam_b = _per_layer("network.lambda_b", sec.get("lambda_b", 1.0), L, strictly_positive=False,
+                       what="it is a learning rate")
+    lam_W = _per_layer("network.lambda_W", sec.get("lambda_W", 1.0), L, strictly_positive=False,
+                       what="it is a learning rate")
+    return NetworkConfig(n0, widths, activation, C_W, C_b, lam_b, lam_W)
+
+
+def _optional_settings() -> set[str]:
+    from ..stats.quantities import QUANTITIES
+    return {key for q in QUANTITIES.values() for key in q.settings}
+
+
+def _used_settings(statistics) -> set[str]:
+    from ..stats.quantities import get_quantity
+    from ..stats.statistics import computed, required_quantities
+    return {key for q in required_quantities(computed(statistics)) for key in get_quantity(q).settings}
+
+
+def _check_ntk_laws(ensemble, output: OutputConfig) -> None:
+    """The NTK statistics are measured for Gaussian weights and biases, and not together with
+    the z statistics (their kernels do not fill the unit cumulants those need)."""
+    ntk = [s for s in output.statistics if s.startswith("ntk")]
+    if not ntk:
+        return
+    if not ensemble.gaussian:
+        raise ConfigError(
+            f"output.statistics: {ntk[0]!r} is measured for Gaussian weights and biases only "
+            f"(ensemble.weights = {ensemble.weight_law}, ensemble.biases = {ensemble.bias_law}); "
+            "measure the NTK of a non-Gaussian law in a later version")
+    z = [s for s in output.statistics if s.startswith("z_")]
+    if z:
+        raise ConfigError(f"output.statistics: the NTK statistics and {', '.join(z)} are not "
+                          "computed in one run yet; run them separately")
+
+
+def _check_derivative(network: NetworkConfig, output: OutputConfig) -> None:
+    """Statistics of quantities that backpropagate need sigma' without delta functions."""
+    from ..stats.quantities import get_quantity
+    from ..stats.statistics import get_statistic
+    act = get_activation(network.activation)
+    if not act.kinks:
+        return
+    for name in output.statistics:
+        if any(get_quantity(q).needs_derivative for q in get_statistic(name).needs):
+            if act.jumps:
+                raise ConfigError(
+                    f"output.statistics: {name!r} needs the derivative of the activation, but "
+                    f"network.activation = {act.name!r} jumps (its derivative is a delta "
+                    "function, the NTK is infinite); use a continuous activation")
+
+
+#: counts are float64 in the accumulator: exact below 2**53
+MAX_NETWORKS = 2**53
+#: jackknife bins (each holds a full moment state)
+MAX_BINS = 2**16
+
+
+def _networks(value) -> int:
+    n = _positive_int("ensemble.networks", value)
+    if n > MAX_NETWORKS:
+        raise ConfigError(f"ensemble.networks: at most 2**53 = {MAX_NETWORKS:,} (counts are exact "
+                          f"float64 only below that), got {n:.3g}")
+    return n
 
 
 def _ensemble(sec: dict) -> EnsembleConfig:
-    networks = _positive_int("ensemble.networks", sec.get("networks", 100_000))
+    networks = _networks(sec.get("networks", 100_000))
     seed = _seed("ensemble.seed", sec.get("seed", 0))
     sampler = sec.get("sampler", AUTO)
     if not isinstance(sampler, str) or (sampler not in SAMPLERS and sampler != AUTO):
         raise ConfigError(f"ensemble.sampler: {sampler!r} is not allowed; allowed: "
                           f"{', '.join((AUTO,) + tuple(SAMPLERS))}")
-    weights = sec.get("weights", "gaussian")
-    if weights not in WEIGHTS:
-        raise ConfigError(f"ensemble.weights: {weights!r} is not allowed; allowed: {', '.join(WEIGHTS)}")
+    laws = {}
+    for key in ("weights", "biases"):
+        try:
+            laws[key] = parse_law(sec.get(key, "gaussian"))
+        except ValueError as exc:
+            raise ConfigError(f"ensemble.{key}: {exc}") from None
     block_size = _positive_int("ensemble.block_size", sec.get("block_size", DEFAULT_BLOCK_SIZE))
     if block_size > 2**31:       # the network index within a block is one 32-bit counter word
         raise ConfigError(f"ensemble.block_size: at most 2**31 networks per block, got {block_size}")
     bins = _positive_int("ensemble.jackknife_bins", sec.get("jackknife_bins", DEFAULT_BINS))
     if bins < 2:
         raise ConfigError("ensemble.jackknife_bins: must be at least 2 (error bars need two groups)")
+    if bins > MAX_BINS:
+        raise ConfigError(f"ensemble.jackknife_bins: at most {MAX_BINS:,} (each bin keeps a full "
+                          f"moment state; 32 to 256 are plenty), got {bins:,}")
     first_block = sec.get("first_block", 0)
     if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
         raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")
-    ens = EnsembleConfig(networks, seed, sampler, weights, block_size, bins, first_block)
+    ens = EnsembleConfig(networks, seed, sampler, laws["weights"].name, block_size, bins, first_block,
+                         biases=laws["biases"].name, weights_nu=laws["weights"].nu,
+                         biases_nu=laws["biases"].nu)
     if sampler != AUTO:
         _check_sampler_weights(ens)
     return ens
@@ -305,6 +430,11 @@ def _check_sampler_weights(ens: EnsembleConfig) -> None:
         raise ConfigError(
             f"ensemble.weights: {ens.weights!r} needs sampler = {' or '.join(map(repr, able))}; the "
             f"{ens.sampler} sampler is exact only for {', '.join(backend.weights)} weights")
+    if ens.biases not in backend.biases:
+        able = [name for name, cls in SAMPLERS.items() if ens.biases in cls.biases]
+        raise ConfigError(
+            f"ensemble.biases: {ens.biases!r} needs sampler = {' or '.join(map(repr, able))}; the "
+            f"{ens.sampler} sampler is exact only for {', '.join(backend.biases)} biases")
 
 
 def _output(sec: dict, depth: int) -> OutputConfig:
@@ -354,7 +484,8 @@ def _seed(key: str, value) -> int:
     return int(value)
 
 
-def _per_layer(key: str, value, depth: int, strictly_positive: bool) -> tuple[float, ...]:
+def _per_layer(key: str, value, depth: int, strictly_positive: bool,
+               what: str = "it is a variance") -> tuple[float, ...]:
     values = value if isinstance(value, list) else [value] * depth
     if len(values) != depth:
         raise ConfigError(f"{key}: needs one value per layer ({depth}), got {len(values)}")
@@ -364,7 +495,7 @@ def _per_layer(key: str, value, depth: int, strictly_positive: bool) -> tuple[fl
             raise ConfigError(f"{key}: must be a finite number or a list of them, got {v!r}")
         if v < 0 or (strictly_positive and v == 0):
             bound = "> 0" if strictly_positive else ">= 0"
-            raise ConfigError(f"{key}: must be {bound} (it is a variance), got {v!r}")
+            raise ConfigError(f"{key}: must be {bound} ({what}), got {v!r}")
         out.append(float(v))
     return tuple(out)
 

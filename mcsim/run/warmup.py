@@ -13,8 +13,8 @@ the sizes, so the run itself then finds them compiled. When Numba has to compile
 miss) one line says so at once, so the first minute is never silent.
 
 `compile_all()` (``mcsim compile``, also run by ``scripts/setup.sh``) warms the cache for
-every sampler backend with second- and third-order moments, so even the very first run
-starts at once.
+every sampler backend with second- and third-order moments and with the NTK statistics (their
+own kernels), so even the very first run starts at once.
 """
 from __future__ import annotations
 
@@ -108,6 +108,9 @@ def warm_up(cfg, announce: bool = True, notice_after: float = NOTICE_AFTER) -> f
     notice = _CompileNotice(notice_after) if announce else None
     try:
         _exercise(tiny_config(cfg))
+        if getattr(cfg, "training", None) is not None:
+            from ..training.accumulate import warm_up_training
+            warm_up_training(cfg)
     finally:
         if notice is not None:
             notice.close()
@@ -122,7 +125,8 @@ def _representative_configs():
     from ..samplers import SAMPLERS
     for sampler, cls in SAMPLERS.items():
         weights = cls.weights[0]
-        for stats in (["metric", "vertex"], ["metric", "vertex", "six_point"]):
+        for stats in (["metric", "vertex"], ["metric", "vertex", "six_point"],
+                      ["metric", "ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"]):
             yield sampler, stats, config_from_dict({
                 "network": {"input_dim": 2, "widths": [2, 2, 2], "activation": cls.example["activation"]},
                 "inputs": {"values": cls.example["inputs"]},
@@ -132,8 +136,9 @@ def _representative_configs():
 
 
 def compile_all(announce: bool = True) -> list[tuple[str, str, float]]:
-    """Warm Numba's cache for every sampler backend, with and without third moments (the
-    kernels take the activation as a run-time code, so one activation covers all).
+    """Warm Numba's cache for every sampler backend, with and without third moments and with
+    the NTK statistics (the kernels take the activation as a run-time code, so one activation
+    covers all).
     Returns (sampler, statistics, seconds) per configuration."""
     done = []
     for sampler, stats, cfg in _representative_configs():

@@ -15,7 +15,7 @@ AUTO = "auto"
 class Sampler:
     """Fills per-network quantities for consecutive blocks of networks.
 
-    Subclasses set ``name``, ``weights`` (the weight laws they sample exactly), ``description``
+    Subclasses set ``name``, ``weights`` / ``biases`` (the laws they sample exactly), ``description``
     and implement ``fills(cfg)`` (the quantities they can fill for a configuration, in buffer
     order) and ``sample``. The buffer has shape ``(n_blocks, block_size, L - 1, width)``:
     axis 2 is the stochastic layer s (layer l = s + 2), axis 3 the concatenated quantities
@@ -25,6 +25,7 @@ class Sampler:
     name = ""
     description = ""
     weights: tuple[str, ...] = ("gaussian",)
+    biases: tuple[str, ...] = ("gaussian",)     # bias laws it samples exactly
     #: rank among the backends ``sampler = "auto"`` may pick (highest first); None: never
     auto_priority: int | None = None
     #: a small network this backend applies to (activation, inputs), for warming the cache
@@ -34,7 +35,7 @@ class Sampler:
     def exact_for(cls, cfg) -> bool:
         """Whether this backend samples the ensemble of ``cfg`` exactly (subclasses that
         apply to some networks only add their conditions)."""
-        return cfg.ensemble.weights in cls.weights
+        return cfg.ensemble.weights in cls.weights and cfg.ensemble.biases in cls.biases
 
     def __init__(self, cfg, quantities):
         self.cfg = cfg
@@ -45,6 +46,8 @@ class Sampler:
                              f"(it fills {list(fills)})")
         if cfg.ensemble.weights not in self.weights:
             raise ValueError(f"sampler {self.name!r} samples only {', '.join(self.weights)} weights")
+        if getattr(cfg.ensemble, "biases", "gaussian") not in self.biases:
+            raise ValueError(f"sampler {self.name!r} samples only {', '.join(self.biases)} biases")
         # the buffer holds the quantities asked for, in the backend's order
         names = tuple(q for q in fills if q in quantities)
         self.layout = Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names),

@@ -1,12 +1,37 @@
 """The conditional-Gaussian ("markov") sampler backend: exact for Gaussian weights.
 
 Never forms a weight matrix: given layer l, the rows of z^(l) are drawn as N(0, Ghat^(l))
-(kernel: ``mcsim.kernels.markov.sample_markov``; theory notes, section 4)."""
+(kernel: ``mcsim.kernels.markov.sample_markov``; theory notes, section 4). With NTK
+quantities it runs ``mcsim.kernels.ntk_markov.sample_markov_ntk``, which also backpropagates
+through weights drawn from their conditional law given the forward pass."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..stats.quantities import Layout, get_quantity
 from .base import Sampler, register_sampler
+
+#: the NTK kernels fill the metric and these, in this buffer order (kernels/ntk_common.py)
+NTK_QUANTITIES = ("ntk_11", "ntk_22", "ntk_12", "ntk_zz")
+
+
+def ntk_layout(cfg, quantities) -> Layout | None:
+    """The buffer layout of the NTK kernels (gram and every NTK quantity) when any NTK
+    quantity is asked for, else None (then the metric-only kernel runs)."""
+    if not any(q in NTK_QUANTITIES for q in quantities):
+        return None
+    names = ("gram",) + NTK_QUANTITIES
+    return Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names), (2,) * len(names))
+
+
+def ntk_arguments(cfg) -> tuple:
+    """(lambda_W, lambda_b, ntk_layers) as the NTK kernels take them: the learning rates
+    (L,) and (L-1,) int64 flags of the recorded stochastic layers."""
+    net = cfg.network
+    flags = np.zeros(max(net.depth - 1, 0), dtype=np.int64)
+    for l in cfg.stochastic_layers:
+        flags[l - 2] = 1
+    return np.asarray(net.lambda_W, dtype=np.float64), np.asarray(net.lambda_b, dtype=np.float64), flags
 
 
 def kernel_arguments(cfg) -> tuple:
@@ -27,15 +52,36 @@ class MarkovSampler(Sampler):
 
     @classmethod
     def fills(cls, cfg):
-        return ("gram",)
+        # the unit cumulants are identically 0 for Gaussian weights and biases
+        return ("gram",) + NTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
 
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
-        from ..kernels import markov, rng
-        self._kernel = markov.sample_markov
+        from ..kernels import rng
         self._key = rng.seed_key(cfg.ensemble.seed)
         self._args = kernel_arguments(cfg)
+        layout = ntk_layout(cfg, quantities)
+        self._kernel_width = int(get_quantity("gram").length(cfg))
+        if layout is None:
+            from ..kernels import markov
+            self._kernel = markov.sample_markov
+        else:
+            self._kernel_width = layout.width
+            from ..kernels import ntk_markov
+            self.layout = layout
+            self._kernel = ntk_markov.sample_markov_ntk
+            self._args = self._args + ntk_arguments(cfg)
 
     def sample(self, first_block, n_blocks, out):
+        # the kernel fills the metric (and, the NTK kernel, the NTK quantities); the unit
+        # cumulants after them are 0 (config.schema refuses them together with the NTK)
+        m = self._kernel_width
+        if out.shape[-1] == m:
+            self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
+                         *self._args, out)
+            return
+        gram = np.empty(out.shape[:-1] + (m,))
         self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
-                     *self._args, out)
+                     *self._args, gram)
+        out[..., :m] = gram
+        out[..., m:] = 0.0

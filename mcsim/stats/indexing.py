@@ -28,6 +28,9 @@ __all__ = [
     "unpack_matrix",
     "unpack_vertex",
     "unpack_six_point",
+    "n_quads",
+    "quads",
+    "unpack_quads",
 ]
 
 
@@ -151,3 +154,35 @@ def unpack_six_point(third, k: int) -> np.ndarray:
     s = (slice(None), slice(None), None, None, None, None)
     idx = ti[pi[s], pi[None, None, :, :, None, None], pi[None, None, None, None, :, :]]
     return third[..., idx]
+
+
+# -- fully symmetric four-index tensors (the same-unit four-point function of z) ----------
+def n_quads(k: int) -> int:
+    """Q = k (k + 1) (k + 2) (k + 3) / 24: sorted quadruples a1 <= a2 <= a3 <= a4."""
+    return k * (k + 1) * (k + 2) * (k + 3) // 24
+
+
+@functools.lru_cache(maxsize=None)
+def _quads(k: int) -> np.ndarray:
+    import itertools
+    out = np.array(list(itertools.combinations_with_replacement(range(k), 4)),
+                   dtype=np.int64).reshape(-1, 4)
+    out.setflags(write=False)
+    return out
+
+
+def quads(k: int) -> np.ndarray:
+    """(Q, 4) int64: row t is (a1, a2, a3, a4), a1 <= a2 <= a3 <= a4, lexicographic."""
+    return _quads(int(k)).copy()
+
+
+def unpack_quads(packed, k: int) -> np.ndarray:
+    """(..., Q) packed fully symmetric tensor -> (..., k, k, k, k), every permutation of an
+    index quadruple holding the same value."""
+    import itertools
+    packed = np.asarray(packed)
+    out = np.empty(packed.shape[:-1] + (k,) * 4, dtype=packed.dtype)
+    for t, q in enumerate(_quads(int(k))):
+        for perm in set(itertools.permutations(q)):
+            out[(...,) + perm] = packed[..., t]
+    return out

@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .indexing import n_pairs, n_triples, triples as triples_table, unpack_matrix
+from .indexing import n_pairs, n_quads, n_triples, triples as triples_table, unpack_matrix, unpack_quads
 
 __all__ = ["Quantity", "QUANTITIES", "register_quantity", "get_quantity", "Layout"]
 
@@ -36,12 +36,19 @@ class Quantity:
         tensor it stands for.
     samplers: names of the samplers that can fill it (for error messages; each sampler
         declares what it fills, and the test suite checks the two agree).
+    settings: dotted config keys, beyond those every quantity depends on, that change it
+        (e.g. the learning rates for the NTK); runs that accumulate it may be resumed or merged
+        only when these agree (``Config.fingerprint``), others ignore them.
+    needs_derivative: the quantity needs sigma' (backpropagation): activations whose
+        derivative has a delta function (the perceptron) are refused.
     """
     name: str
     description: str
     length: Callable
     unpack: Callable
     samplers: tuple[str, ...] = ("markov", "dense")
+    settings: tuple[str, ...] = ()
+    needs_derivative: bool = False
 
 
 QUANTITIES: dict[str, Quantity] = {}
@@ -67,6 +74,49 @@ register_quantity(Quantity(
                 "packed pairs a <= b (lexicographic)",
     length=lambda cfg: n_pairs(cfg.k),
     unpack=unpack_matrix, samplers=("markov", "dense", "chi2", "wishart")))
+
+# The same-unit fourth cumulant that non-Gaussian weight and bias laws add (zero for Gaussian
+# ones): given layer l-1, z_{i;a} = b_i + sum_j W_ij s_{j;a} (s = sigma(z^(l-1))) has the joint
+# fourth cumulant kappa4_W (C_W/n_{l-1})^2 sum_j s_a1 s_a2 s_a3 s_a4 + kappa4_b C_b^2 over
+# inputs, with kappa4 the laws' standardised fourth cumulants (mcsim.laws).
+_CUMULANT = ("conditional fourth joint cumulant of one unit's preactivations given layer l-1: "
+             "kappa4_W (C_W/n_{l-1})^2 sum_j s_{j;a1} s_{j;a2} s_{j;a3} s_{j;a4} + kappa4_b C_b^2 "
+             "(s = sigma(z^(l-1)); kappa4 the standardised fourth cumulants of the weight and bias "
+             "laws, 0 for Gaussian ones)")
+
+register_quantity(Quantity(
+    name="unit_cumulant_diag",
+    description=_CUMULANT + ", diagonal a1 = a2 = a3 = a4 = a, one entry per input a",
+    length=lambda cfg: cfg.k,
+    unpack=lambda packed, k: packed))
+
+register_quantity(Quantity(
+    name="unit_cumulant",
+    description=_CUMULANT + ", packed sorted quadruples a1 <= a2 <= a3 <= a4 (lexicographic)",
+    length=lambda cfg: n_quads(cfg.k),
+    unpack=unpack_quads))
+
+
+def _unpack_square(packed, k):
+    packed = np.asarray(packed)
+    return packed.reshape(packed.shape[:-1] + (int(k), int(k)))
+
+
+# The NTK of layer l, Hhat^(l)_{i1i2;ab} (learning rates lambda_b^(l') for biases and
+# lambda_W^(l')/n_{l'-1} for weights of layers l' <= l), of two distinct units 1, 2 of layer l
+# drawn from the same previous layers (kernels/ntk_common.py). Filled together, in this order.
+_NTK_SETTINGS = ("network.lambda_b", "network.lambda_W")
+for _name, _desc, _length, _unpack in (
+        ("ntk_11", "NTK Hhat^(l)_{11;ab} of unit 1 of layer l, packed pairs a <= b (lexicographic)",
+         lambda cfg: n_pairs(cfg.k), unpack_matrix),
+        ("ntk_22", "NTK Hhat^(l)_{22;ab} of a second unit 2 of layer l (same previous layers), "
+                   "packed pairs a <= b", lambda cfg: n_pairs(cfg.k), unpack_matrix),
+        ("ntk_12", "off-diagonal NTK Hhat^(l)_{12;ab} of units 1 and 2, entry a k + b",
+         lambda cfg: cfg.k ** 2, _unpack_square),
+        ("ntk_zz", "z^(l)_{1;a} z^(l)_{2;b} of units 1 and 2 (those of ntk_12), entry a k + b",
+         lambda cfg: cfg.k ** 2, _unpack_square)):
+    register_quantity(Quantity(name=_name, description=_desc, length=_length, unpack=_unpack,
+                               settings=_NTK_SETTINGS, needs_derivative=True))
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ class Result:
     attrs: dict = field(default_factory=dict)   # run metadata (seed, runtime, versions, ...)
     path: str | None = None
     written: bool = False                       # simulate() wrote `path` in this call
+    training: dict = field(default_factory=dict)   # [training] runs: {name: Estimate} (mcsim.training)
 
     @property
     def layers(self) -> list[int]:

@@ -16,10 +16,17 @@ Estimators for a stochastic layer l with fan-in n = n_{l-1}, from N networks' Gh
     vertex      V_(a1a2)(a3a4)             = n * unbiased sample covariance          (unbiased)
                                              of Ghat_a1a2 and Ghat_a3a4
     six_point   n^2 * k-statistic k_3      = n^2 N/((N-1)(N-2)) * third central sum  (unbiased)
-    kurtosis    excess kurtosis of z_{i;a} = 3 Var(Ghat_aa) / E[Ghat_aa]^2          (ratio: bias O(1/N))
+    kurtosis    3 Var(Ghat_aa) / E[Ghat_aa]^2                                    (ratio: bias O(1/N))
+    z_four_point  kappa_4(z_{i;a1}, .., z_{i;a4}), one unit i                       (unbiased)
+                = (V_(a1a2)(a3a4) + V_(a1a3)(a2a4) + V_(a1a4)(a2a3)) / n + mean of unit_cumulant
+    z_kurtosis  E[z^4]/E[z^2]^2 - 3 = (3 Var(Ghat_aa) + mean of unit_cumulant_aaaa) / G_aa^2
 
-(z given Ghat is Gaussian, so E[z^4] = 3 E[Ghat_aa^2] and the excess kurtosis is exact in
-terms of the metric's moments.)
+For Gaussian weights and biases z given Ghat is Gaussian, so E[z^4] = 3 E[Ghat_aa^2] and
+`kurtosis` is the excess kurtosis of z, exactly in terms of the metric's moments. For other
+laws (mcsim.laws) z given layer l-1 has the extra fourth cumulant ``unit_cumulant`` (same
+unit only): `kurtosis` is then 3 Cov(z_{i;a}^2, z_{j;a}^2) / G_aa^2 for two units i != j
+(the cross-unit part, like V), and `z_kurtosis` / `z_four_point` are the statistics of one
+unit's z (Rao-Blackwellised: the conditional expectation of z^4 given layer l-1).
 
 Adding a statistic: one ``register_statistic(Statistic(...))`` with its estimator, and its
 tests (see docs/architecture.md).
@@ -32,7 +39,8 @@ from typing import Callable
 
 import numpy as np
 
-from .indexing import pairs as pairs_table, unpack_six_point, unpack_vertex
+from . import ntk_estimators as _ntk
+from .indexing import pair_index, pairs as pairs_table, quads, unpack_quads, unpack_six_point, unpack_vertex
 
 __all__ = ["Statistic", "STATISTICS", "register_statistic", "get_statistic", "Moments",
            "requestable", "computed", "required_quantities", "entry_label", "distinct_pairs", "describe"]
@@ -228,11 +236,11 @@ register_statistic(Statistic(
     units="z^4 times fan-in",
     estimate=_vertex, unpack=unpack_vertex, first_layer=_zeros(lambda k: (k,) * 4),
     distinct=_vertex_entries, label=lambda i: "V[%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:])),
-    prediction=lambda p: (p.vertex, p.vertex, None),
-    prediction_note="leading order; O(1/n) deviations expected",
+    prediction=lambda p: (p.vertex_nlo, p.vertex, p.vertex_correction),
+    prediction_note="leading order V plus the 1/n correction V1/n; O(1/n^2) remainder",
     plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
     plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)",
-    prediction_labels=("$V$, leading order", "$V$, leading order")))
+    prediction_labels=("$V + V^{\\{1\\}}/n$", "$V$, leading order")))
 
 register_statistic(Statistic(
     name="six_point", needs={"gram": 3}, shape=lambda k: (k,) * 6,
@@ -240,17 +248,162 @@ register_statistic(Statistic(
     units="z^6 times fan-in^2",
     estimate=_six_point, unpack=unpack_six_point, first_layer=_zeros(lambda k: (k,) * 6),
     distinct=_six_entries,
-    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:]))))
+    label=lambda i: "S6[%s%s%s]" % (_pair_label(i[:2]), _pair_label(i[2:4]), _pair_label(i[4:])),
+    prediction=lambda p: (_six_point_prediction(p),) * 2 + (None,),
+    prediction_note="leading order; O(1/n) deviations expected",
+    prediction_labels=("$S_6$, leading order", "$S_6$, leading order")))
 
 register_statistic(Statistic(
     name="kurtosis", needs={"gram": 2}, shape=lambda k: (k,),
-    description="excess kurtosis of z_{i;a}: 3 Var(Ghat_aa) / G_aa^2",
+    description="3 Var(Ghat_aa) / G_aa^2: the excess kurtosis of z_{i;a} for Gaussian weights and "
+                "biases; for every law 3 Cov(z_{i;a}^2, z_{j;a}^2) / G_aa^2 with units i != j "
+                "(cross-unit, like V; for non-Gaussian laws the kurtosis of z is z_kurtosis)",
     units="dimensionless",
     estimate=_kurtosis, unpack=_identity, first_layer=_zeros(lambda k: (k,)),
     distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "kurt[%d]" % (i[0] + 1),
-    prediction=lambda p: (p.kurtosis, p.kurtosis, None),
-    prediction_note="leading order 3 V/(n K^2); O(1/n^2) deviations expected", always=True,
-    prediction_labels=("$3V/(nK^2)$, leading order", "$3V/(nK^2)$, leading order")))
+    prediction=lambda p: (p.kurtosis_nlo, p.kurtosis, p.kurtosis_correction),
+    prediction_note="leading order 3 V/(n K^2) plus its 1/n^2 terms from V1 and G1; "
+                    "O(1/n^3) remainder", always=True,
+    prediction_labels=("$3V/(nG^2)$ to $1/n^2$", "$3V/(nK^2)$, leading order")))
+
+
+def _six_point_prediction(p):
+    """The layer prediction's six-point vertex; NaN where it was not computed."""
+    if getattr(p, "six_point", None) is None:
+        return np.full((p.kernel.shape[0],) * 6, np.nan)
+    return p.six_point
+
+
+# -- the five NTK statistics (estimators: stats/ntk_estimators.py) ------------------------
+def _ntk_label(letter):
+    return lambda i: "%s[%s%s]" % (letter, _pair_label(i[:2]), _pair_label(i[2:]))
+
+
+_NTK_NOTE = "leading order in 1/n (book ch. 8); the measurement differs by O(1/n)"
+_NTK_MEAN_NOTE = "to order 1/n: H + H1/n_{l-1} (H1: the 1/n correction of the mean NTK)"
+
+
+def _ntk_prediction(part):
+    """The prediction hook of an NTK statistic: from ``LayerPrediction.ntk_moments`` (an
+    ``NTKLayerPrediction``); NaN (not predicted) where those were not computed."""
+    def hook(p):
+        m = getattr(p, "ntk_moments", None)
+        if m is None:
+            k = p.kernel.shape[0]
+            nan = np.full((k, k) if part == "ntk" else (k,) * 4, np.nan)
+            return nan, nan, None
+        if part == "ntk":
+            return m.ntk, m.ntk_leading, m.ntk_correction
+        value = getattr(m, part)
+        return value, value, None
+    return hook
+_ntk_zeros = _zeros(lambda k: (k,) * 4)
+
+register_statistic(Statistic(
+    name="ntk", needs={"ntk_11": 1, "ntk_22": 1}, shape=lambda k: (k, k),
+    description="mean NTK E[Hhat_{11;ab}] (learning rates lambda_b, lambda_W / n_{l'-1})",
+    units="z^2 per unit learning rate",
+    estimate=_ntk.ntk_mean, unpack=_ntk.unpack_mean, first_layer=_ntk.first_layer_ntk,
+    distinct=distinct_pairs, label=lambda i: "ntk[%d%d]" % (i[0] + 1, i[1] + 1),
+    prediction=_ntk_prediction("ntk"), prediction_note=_NTK_MEAN_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_A", needs={"ntk_11": 2, "ntk_22": 2}, shape=lambda k: (k,) * 4,
+    description="A[a,b,c,d] = n_{l-1} Cov(Hhat_{11;ab}, Hhat_{22;cd}), units 1 != 2",
+    units="NTK^2 times fan-in",
+    estimate=_ntk.ntk_A, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.A_SYMMETRIES), label=_ntk_label("A"),
+    prediction=_ntk_prediction("A"), prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_B", needs={"ntk_12": 2}, shape=lambda k: (k,) * 4,
+    description="B[a,c,b,d] = n_{l-1} E[Hhat_{12;ab} Hhat_{12;cd}], units 1 != 2",
+    units="NTK^2 times fan-in",
+    estimate=_ntk.ntk_B, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_B), label=_ntk_label("B"),
+    prediction=_ntk_prediction("B"), prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_D", needs={"ntk_11": 2, "ntk_22": 2, "gram": 2}, shape=lambda k: (k,) * 4,
+    description="D[a,b,c,d] = n_{l-1} Cov(Hhat_{11;ab}, z_{2;c} z_{2;d}), units 1 != 2 "
+                "(estimated as n_{l-1} Cov(Hhat_{11;ab}, Ghat_cd), equal exactly)",
+    units="NTK z^2 times fan-in",
+    estimate=_ntk.ntk_D, unpack=_ntk.unpack_pairs2, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.PAIR_SYMMETRIES), label=_ntk_label("D"),
+    prediction=_ntk_prediction("D"), prediction_note=_NTK_NOTE))
+
+register_statistic(Statistic(
+    name="ntk_F", needs={"ntk_12": 2, "ntk_zz": 2}, shape=lambda k: (k,) * 4,
+    description="F[a,c,b,d] = n_{l-1} E[Hhat_{12;ab} z_{1;c} z_{2;d}], units 1 != 2",
+    units="NTK z^2 times fan-in",
+    estimate=_ntk.ntk_F, unpack=_ntk.unpack_cross, first_layer=_ntk_zeros,
+    distinct=lambda k: _ntk.orbits(k, _ntk.CROSS_SYMMETRIES_F), label=_ntk_label("F"),
+    prediction=_ntk_prediction("F"), prediction_note=_NTK_NOTE))
+
+
+# -- statistics of one unit's z for any weight and bias law (mcsim.laws) --------------------
+def _k_of(gram_mean):
+    return int(round((np.sqrt(8 * gram_mean.shape[-1] + 1) - 1) / 2))
+
+
+def _z_four_point(mom, fan_in):
+    cum = mom.mean("unit_cumulant")
+    k = _k_of(mom.mean("gram"))
+    P, Q = pair_index(k), quads(k)
+    a1, a2, a3, a4 = Q.T
+    cov = _cov(mom, "gram")
+    return (cov[:, P[a1, a2], P[a3, a4]] + cov[:, P[a1, a3], P[a2, a4]]
+            + cov[:, P[a1, a4], P[a2, a3]] + cum)
+
+
+def _z_kurtosis(mom, fan_in):
+    mean = mom.mean("gram")
+    diag = _diag_pairs(_k_of(mean))
+    cov = _cov(mom, "gram")
+    return (3 * cov[:, diag, diag] + mom.mean("unit_cumulant_diag")) / mean[:, diag] ** 2
+
+
+def _first_four_point(gram1, cfg):
+    from ..laws import first_layer_cumulant
+    return first_layer_cumulant(cfg)
+
+
+def _first_z_kurtosis(gram1, cfg):
+    d = np.arange(gram1.shape[0])
+    return _first_four_point(gram1, cfg)[d, d, d, d] / np.diag(gram1) ** 2
+
+
+def _quad_entries(k):
+    return [tuple(int(i) for i in q) for q in itertools.combinations_with_replacement(range(k), 4)]
+
+
+register_statistic(Statistic(
+    name="z_four_point", needs={"gram": 2, "unit_cumulant": 2}, shape=lambda k: (k,) * 4,
+    description="same-unit connected four-point function of z (fourth joint cumulant of "
+                "z_{i;a1}..z_{i;a4}, one unit i) for the run's weight and bias laws: "
+                "(V_(a1a2)(a3a4) + V_(a1a3)(a2a4) + V_(a1a4)(a2a3)) / n_{l-1} + E[unit_cumulant]",
+    units="z^4",
+    estimate=_z_four_point, unpack=unpack_quads,
+    first_layer=_first_four_point,
+    distinct=_quad_entries, label=lambda i: "Z4[%s]" % "".join(str(a + 1) for a in i),
+    prediction=lambda p: (p.z_four_point, p.z_four_point, None),
+    prediction_note="leading order (3 V terms + weight-law term)/n + bias-law term; O(1/n^2) "
+                    "deviations expected",
+    plot_scale=lambda K, i: float(np.sqrt(K[i[0], i[0]] * K[i[1], i[1]] * K[i[2], i[2]] * K[i[3], i[3]])),
+    plot_scale_label="sqrt(K_a1a1 K_a2a2 K_a3a3 K_a4a4)"))
+
+register_statistic(Statistic(
+    name="z_kurtosis", needs={"gram": 2, "unit_cumulant_diag": 2}, shape=lambda k: (k,),
+    description="excess kurtosis of z_{i;a} itself for the run's weight and bias laws: "
+                "E[z^4]/E[z^2]^2 - 3 = (3 Var(Ghat_aa) + E[unit_cumulant_aaaa]) / G_aa^2 "
+                "(equals kurtosis for Gaussian weights and biases)",
+    units="dimensionless",
+    estimate=_z_kurtosis, unpack=_identity, first_layer=_first_z_kurtosis,
+    distinct=lambda k: [(a,) for a in range(k)], label=lambda i: "zkurt[%d]" % (i[0] + 1),
+    prediction=lambda p: (p.z_kurtosis, p.z_kurtosis, None),
+    prediction_note="leading order (3 V + kappa4_W C_W^2 <s^4>) / (n K^2) + kappa4_b C_b^2 / K^2; "
+                    "O(1/n^2) deviations expected",
+    prediction_labels=("leading order", "leading order")))
 
 
 def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
@@ -258,8 +411,9 @@ def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
     ``<statistic>_leading`` / ``<statistic>_correction`` part. ``prediction``: the dataset
     of a prediction file, whose statistics say that they are predictions and to which order."""
     if prediction and dataset == "ntk":
-        return ("mean NTK Theta_ab at infinite width (learning rates lambda_b = lambda_W = 1), "
-                "leading order", "z^2")
+        return ("1/n-expansion prediction of the mean NTK E[Hhat_{11;ab}] (learning rates of the "
+                "config): H + H1/n_{l-1} where the file also holds ntk_correction, else H, its "
+                "infinite-width value", STATISTICS["ntk"].units)
     if dataset in STATISTICS:
         s = STATISTICS[dataset]
         if prediction and s.prediction is not None:

@@ -101,10 +101,26 @@ def _flat_attrs(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def atomic_write(path, fill) -> None:
-    """Create `path` by calling fill(h5py.File) on a temporary file, then rename it over path."""
-    h5py = _h5py()
+def resolve_output(path) -> Path:
+    """The file an output path names: a symbolic link is followed (the target is written,
+    the link stays a link); a directory is refused with a clear message."""
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    if path.is_dir():
+        from ..errors import ConfigError
+        raise ConfigError(f"output: {path} is a directory; give the path of an output file inside "
+                          f"it (e.g. {path / 'result.h5'})")
+    return path
+
+
+def atomic_write(path, fill) -> None:
+    """Create `path` by calling fill(h5py.File) on a temporary file, then rename it over path.
+
+    A symbolic link at `path` is followed (its target is replaced). The temporary is removed
+    on every error, whatever was raised."""
+    h5py = _h5py()
+    path = resolve_output(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
@@ -127,6 +143,12 @@ def atomic_write(path, fill) -> None:
             pass
         reason = exc.strerror or str(exc)
         raise ResultFileError(f"cannot write {path}: {reason} (any previous version of the file is unchanged)") from exc
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def remove_stale_temporaries(path) -> list[Path]:
@@ -191,9 +213,29 @@ def write_header(f, cfg, kind: str, attrs: dict) -> None:
                    units="input units (x enters layer 1 as C_W x.x / n_0)")
 
 
-def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
-    """A measurement: header, per-layer estimates and the raw accumulator state."""
+def check_finite_result(acc, estimates: dict, path) -> None:
+    """The last guard before writing: no inf / NaN in the accumulator, no inf in an estimate
+    (NaN marks an undefined estimate: too few networks or bins, or 0/0)."""
+    from ..errors import NumericalOverflow
+    from ..stats.finite import nonfinite_entries
+    bad = nonfinite_entries(acc.arrays())
+    if bad:
+        raise NumericalOverflow(f"{bad} entries of the moment state are inf or NaN (numerical "
+                                f"overflow); {path} is not written")
+    for l, stats in estimates.items():
+        for name, value in stats.items():
+            for arr in (value if isinstance(value, tuple) else (value,)):
+                if arr is not None and np.isinf(arr).any():
+                    raise NumericalOverflow(f"the {name} estimate of layer {l} is infinite (numerical "
+                                            f"overflow); {path} is not written")
+
+
+def write_run(path, cfg, acc, estimates: dict, attrs: dict, training=None) -> None:
+    """A measurement: header, per-layer estimates and the raw accumulator state (and, for a
+    run with [training], the group /training from its accumulator ``training``). Refuses
+    (NumericalOverflow) to write a non-finite state or an infinite estimate."""
     layout = acc.layout
+    check_finite_result(acc, estimates, path)
 
     def fill(f):
         write_header(f, cfg, "measurement", attrs)
@@ -210,6 +252,9 @@ def write_run(path, cfg, acc, estimates: dict, attrs: dict) -> None:
         for name, arr in acc.arrays().items():
             d = a.create_dataset(name, data=arr)
             d.attrs["description"] = ACCUMULATOR_DATASETS[name]
+        if training is not None:
+            from ..training.accumulate import write_training
+            write_training(f, cfg, training)
     atomic_write(path, fill)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import ResumeError
+from ..errors import ResultFileError, ResumeError
 from ..config.compat import first_difference, merge_key
 from ..stats.estimators import compute_estimates
 from ..stats.results import Result, build_result
-from .hdf5 import write_run
+from .hdf5 import resolve_output, write_run
+from .lock import OutputLock
 from .reader import is_complete, read_run
 
 
@@ -23,15 +24,35 @@ def _ranges(run) -> list[dict]:
     """Provenance: the (seed, first_block, blocks) ranges a file holds."""
     stored = run.attrs.get("block_ranges")
     if stored:
-        return json.loads(stored)
+        try:
+            ranges = json.loads(stored)
+            ok = isinstance(ranges, list) and ranges and all(
+                isinstance(r, dict) and all(isinstance(r.get(key), int) and not isinstance(r.get(key), bool)
+                                            and r[key] >= 0 for key in ("seed", "first_block", "blocks"))
+                for r in ranges)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ResultFileError(f"{run.path}: attribute block_ranges is not a list of "
+                                  "{seed, first_block, blocks} (damaged file)")
+        return ranges
     acc = run.accumulator
     return [{"seed": run.config.ensemble.seed, "first_block": acc.first_block, "blocks": acc.blocks}]
 
 
 def merge_files(paths, output, force: bool = False) -> Result:
-    output = Path(output)
+    """Merge the runs `paths` into `output`, holding the output's lock (`storage.lock`)."""
+    output = resolve_output(output)
+    with OutputLock(output, "mcsim merge"):
+        return _merge_files(paths, output, force)
+
+
+def _merge_files(paths, output: Path, force: bool) -> Result:
     if output.exists() and not force:
         raise ResumeError(f"{output} exists; use --force to overwrite it")
+    for p in paths:
+        if Path(p).exists() and output.exists() and Path(p).resolve() == output.resolve():
+            raise ResumeError(f"{p} is both an input and the output; write the merge to a new file")
     runs = [read_run(p) for p in paths]
     for run in runs:
         if run.accumulator is None:
@@ -59,6 +80,12 @@ def merge_files(paths, output, force: bool = False) -> Result:
     acc = first.accumulator
     for run in runs[1:]:
         acc.merge(run.accumulator)
+    training = first.training
+    if first.config.training is not None:
+        if any(run.training is None for run in runs):
+            raise ResumeError("cannot merge: a [training] run's file holds no /training accumulator")
+        for run in runs[1:]:
+            training.merge(run.training)
     block_size = first.config.ensemble.block_size
     cfg = first.config.replace(networks=acc.blocks * block_size)
     seeds = sorted({r["seed"] for r in ranges})
@@ -70,5 +97,9 @@ def merge_files(paths, output, force: bool = False) -> Result:
              "networks_per_second": acc.networks / runtime if runtime > 0 else 0.0,
              "merged": True, "merged_from": json.dumps([str(p) for p in paths]),
              "block_ranges": json.dumps(ranges), "seeds": json.dumps(seeds)}
-    write_run(output, cfg, acc, estimates, attrs)
-    return build_result(cfg, estimates, attrs, output)
+    write_run(output, cfg, acc, estimates, attrs, training=training)
+    result = build_result(cfg, estimates, attrs, output)
+    if training is not None:
+        from ..training.accumulate import result_of
+        result.training = result_of(cfg, training)
+    return result

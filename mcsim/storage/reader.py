@@ -28,11 +28,12 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, ResultFileError
 from ..stats.accumulator import BinnedMoments
+from ..stats.finite import nonfinite_entries
 from ..stats.quantities import Layout
 from ..stats.results import Result, layer_estimates
 from .hdf5 import FORMAT, FORMAT_VERSION
 
-__all__ = ["open_file", "check_header", "read_config", "read_layers", "read_accumulator",
+__all__ = ["open_file", "check_header", "check_run_attrs", "read_array", "read_config", "read_layers", "read_accumulator",
            "RunFile", "read_run", "open_result", "result_from_group", "SweepResult", "open_sweep",
            "is_complete", "result_status"]
 
@@ -49,6 +50,69 @@ def _plain(value):
 def attributes(obj) -> dict:
     """An HDF5 object's attributes as plain Python values where they are scalars."""
     return {k: _plain(v) for k, v in obj.attrs.items()}
+
+
+_DAMAGE = (KeyError, OSError, ValueError, TypeError, RuntimeError, IndexError, OverflowError,
+           AttributeError, MemoryError, UnicodeDecodeError)
+
+
+def read_array(ds, where: str, shape=None, ndim=None) -> np.ndarray:
+    """A numeric dataset as float64, validated against the schema before anything is read:
+    a dataset (not a group), numbers (not strings), the expected shape or number of
+    dimensions, and a size below the memory limit (a damaged or hostile file may claim a
+    shape of exabytes)."""
+    h5py = _h5py()
+    if not isinstance(ds, h5py.Dataset):
+        raise ResultFileError(f"{where}: expected a dataset, found a {type(ds).__name__}")
+    if ds.dtype.kind not in "fiub":
+        raise ResultFileError(f"{where}: expected numbers, found dtype {ds.dtype}")
+    if shape is not None and tuple(ds.shape) != tuple(shape):
+        raise ResultFileError(f"{where}: has shape {ds.shape}, the file's own settings need {tuple(shape)}")
+    if ndim is not None and ds.ndim != ndim:
+        raise ResultFileError(f"{where}: has {ds.ndim} dimensions, expected {ndim}")
+    nbytes = int(np.prod(ds.shape, dtype=object) if ds.shape else 1) * 8
+    from ..limits import format_size, memory_limit
+    limit = memory_limit()[0] or (16 << 30)
+    if nbytes > limit:
+        raise ResultFileError(f"{where}: claims {format_size(nbytes)}, more than the memory limit "
+                              f"of {format_size(limit)} (a damaged file?)")
+    return np.asarray(ds[()], dtype=np.float64)
+
+
+def _int_attr(attrs, name: str, where, lo=0, hi=2**62, default=None) -> int:
+    value = attrs.get(name, default) if hasattr(attrs, "get") else default
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+            or not lo <= int(value) <= hi:
+        raise ResultFileError(f"{where}: attribute {name} = {value!r} is not an integer in [{lo}, {hi}] (damaged file)")
+    return int(value)
+
+
+def _float_attr(attrs: dict, name: str, where, default=0.0) -> float:
+    value = attrs.get(name, default)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise ResultFileError(f"{where}: attribute {name} = {value!r} is not a non-negative number (damaged file)")
+    return float(value)
+
+
+def check_run_attrs(attrs: dict, path) -> dict:
+    """Validate the root attributes a measurement's readers use (counts, times, flags, JSON)."""
+    for name in ("networks", "networks_requested", "blocks"):
+        if name in attrs:
+            _int_attr(attrs, name, path)
+    for name in ("runtime_seconds", "networks_per_second"):
+        if name in attrs:
+            _float_attr(attrs, name, path)
+    for name in ("complete", "merged", "target_reached"):
+        if name in attrs and not isinstance(attrs[name], (bool, np.bool_, int)):
+            raise ResultFileError(f"{path}: attribute {name} = {attrs[name]!r} is not a flag (damaged file)")
+    for name in ("created", "target", "block_ranges", "merged_from", "seeds", "kind"):
+        if name in attrs and not isinstance(attrs[name], str):
+            raise ResultFileError(f"{path}: attribute {name} is not text (damaged file)")
+    return attrs
 
 
 def check_header(obj, path) -> dict:
@@ -77,9 +141,11 @@ def open_file(path):
     path = Path(path)
     if not path.exists():
         raise ResultFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ResultFileError(f"{path} is a directory, not an mcsim result file")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         raise ResultFileError(f"{path}: not a readable HDF5 file (truncated or damaged?): {exc}") from None
     with f:
         try:
@@ -87,49 +153,110 @@ def open_file(path):
             yield f, attrs
         except ResultFileError:
             raise
-        except (KeyError, OSError, ValueError, TypeError) as exc:
-            raise ResultFileError(f"{path}: damaged mcsim file: {exc}") from None
+        except _DAMAGE as exc:
+            raise ResultFileError(f"{path}: damaged mcsim file: {str(exc) or type(exc).__name__}") from None
 
 
 def read_config(attrs: dict, path):
+    """The stored configuration, validated like a config file. It must hold its inputs as
+    values: reading a result never opens a path named in the file."""
     from ..config import config_from_dict
     try:
-        return config_from_dict(json.loads(attrs["config_json"]))
-    except (KeyError, TypeError, json.JSONDecodeError, ConfigError) as exc:
+        raw = json.loads(attrs["config_json"])
+        inputs = raw.get("inputs", {}) if isinstance(raw, dict) else None
+        if not isinstance(inputs, dict) or set(inputs) - {"values"}:
+            raise ConfigError("inputs: a result file stores its inputs as values (it names "
+                              f"{', '.join(sorted(inputs)) if isinstance(inputs, dict) else inputs!r})")
+        return config_from_dict(raw)
+    except ResultFileError:
+        raise
+    except (ConfigError, json.JSONDecodeError, *_DAMAGE) as exc:
         raise ResultFileError(f"{path}: damaged file: stored configuration unreadable ({exc})") from None
 
 
-def read_layers(group) -> dict[int, tuple[dict, dict[str, tuple]]]:
+def _expected_shape(name: str, k: int | None):
+    from ..stats.statistics import STATISTICS
+    base = name
+    for suffix in ("_leading", "_correction"):
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+    if k is None or base not in STATISTICS:
+        return None
+    return tuple(STATISTICS[base].shape(k))
+
+
+def read_layers(group, k: int | None = None, where: str = "") -> dict[int, tuple[dict, dict[str, tuple]]]:
     """{l: (layer attrs, {name: (mean, stderr or None)})} from a /layers group: every dataset,
-    with ``X_stderr`` paired to ``X``."""
+    with ``X_stderr`` paired to ``X``. Validated: layer names are layer numbers, datasets are
+    numbers of the registry's shape for ``k`` inputs (when k is given), an estimate and its
+    error have the same shape."""
+    h5py = _h5py()
     out = {}
-    for name in sorted(group, key=int):
+    names = list(group)
+    for name in names:
+        if not name.isdigit() or not 1 <= int(name) <= 10**7 or not isinstance(group[name], h5py.Group):
+            raise ResultFileError(f"{where}/layers/{name}: not a layer (damaged file)")
+    for name in sorted(names, key=int):
         g = group[name]
         stats = {}
         for ds in g:
             if ds.endswith("_stderr") and ds[: -len("_stderr")] in g:
                 continue
-            err = g[ds + "_stderr"][()] if ds + "_stderr" in g else None
-            stats[ds] = (g[ds][()], err)
+            at = f"{where}/layers/{name}/{ds}"
+            mean = read_array(g[ds], at, shape=_expected_shape(ds, k))
+            err = read_array(g[ds + "_stderr"], at + "_stderr", shape=mean.shape) if ds + "_stderr" in g else None
+            stats[ds] = (mean, err)
         out[int(name)] = (attributes(g), stats)
     return out
 
 
-def _stored_layout(a, arrays: dict) -> Layout:
+def _stored_layout(a, shapes: dict, where: str) -> Layout:
     if "quantities" in a.attrs:
-        names = tuple(str(n) for n in a.attrs["quantities"])
-        return Layout(names, tuple(int(v) for v in a.attrs["lengths"]), tuple(int(v) for v in a.attrs["orders"]))
+        names = tuple(str(n) for n in np.atleast_1d(a.attrs["quantities"]))
+        lengths = tuple(int(v) for v in np.atleast_1d(a.attrs["lengths"]))
+        orders = tuple(int(v) for v in np.atleast_1d(a.attrs["orders"]))
+        if any(not 1 <= n <= 10**6 for n in lengths) or any(o not in (2, 3) for o in orders):
+            raise ResultFileError(f"{where}: accumulator layout has invalid lengths {lengths} or orders {orders}")
+        try:
+            return Layout(names, lengths, orders)
+        except ValueError as exc:
+            raise ResultFileError(f"{where}: accumulator layout: {exc}") from None
     # format version 1: Ghat only, to third order if third moments are stored
-    m = int(np.shape(arrays["mean"])[-1])
-    return Layout(("gram",), (m,), (3 if np.shape(arrays["m3"])[-1] else 2,))
+    if len(shapes["mean"]) != 3 or len(shapes["m3"]) != 3:
+        raise ResultFileError(f"{where}: accumulator arrays have the wrong number of dimensions")
+    m = int(shapes["mean"][-1])
+    return Layout(("gram",), (m,), (3 if shapes["m3"][-1] else 2,))
 
 
-def read_accumulator(a) -> BinnedMoments:
-    """The accumulator state of an ``/accumulator`` group."""
-    arrays = {name: a[name][()] for name in ("count", "mean", "m2", "m3")}
-    layout = _stored_layout(a, arrays)
-    return BinnedMoments.from_arrays(arrays, layout, int(a.attrs["blocks"]), int(a.attrs["block_size"]),
-                                     int(a.attrs.get("first_block", 0)))
+def read_accumulator(a, where: str = "") -> BinnedMoments:
+    """The accumulator state of an ``/accumulator`` group, validated against the schema
+    before reading (shapes from the stored layout, integer attributes in range) and after
+    (every entry finite, counts whole and summing to blocks x block_size): a damaged
+    state is refused, never resumed or merged."""
+    where = f"{where}/accumulator"
+    for name in ("count", "mean", "m2", "m3"):
+        if name not in a:
+            raise ResultFileError(f"{where}: dataset {name} missing (damaged file)")
+    shapes = {name: tuple(a[name].shape) for name in ("count", "mean", "m2", "m3")}
+    layout = _stored_layout(a, shapes, where)
+    if len(shapes["count"]) != 1 or len(shapes["mean"]) != 3:
+        raise ResultFileError(f"{where}: count / mean have the wrong number of dimensions")
+    B, S = shapes["count"][0], shapes["mean"][1]
+    M, T = layout.width, layout.n_triples
+    expected = {"count": (B,), "mean": (B, S, M), "m2": (B, S, M, M), "m3": (B, S, T)}
+    arrays = {name: read_array(a[name], f"{where}/{name}", shape=shape) for name, shape in expected.items()}
+    bad = nonfinite_entries(arrays)
+    if bad:
+        raise ResultFileError(f"{where}: {bad} entries are inf or NaN; the state is damaged (or was "
+                              "written after a numerical overflow) and cannot be resumed or merged")
+    count = arrays["count"]
+    blocks = _int_attr(a.attrs, "blocks", where)
+    block_size = _int_attr(a.attrs, "block_size", where, lo=1, hi=2**31)
+    first_block = _int_attr(a.attrs, "first_block", where, default=0)
+    if np.any(count < 0) or np.any(count != np.round(count)) or count.sum() != blocks * block_size:
+        raise ResultFileError(f"{where}: counts {count.sum():.0f} do not match blocks x block_size = "
+                              f"{blocks} x {block_size} (damaged file)")
+    return BinnedMoments.from_arrays(arrays, layout, blocks, block_size, first_block)
 
 
 def is_complete(attrs: dict) -> bool:
@@ -146,6 +273,7 @@ class RunFile:
     attrs: dict
     accumulator: BinnedMoments | None
     stochastic_layers: list[int]
+    training: BinnedMoments | None = None      # /training/accumulator of a [training] run
 
     @property
     def complete(self) -> bool:
@@ -155,25 +283,40 @@ class RunFile:
 def read_run(path) -> RunFile:
     """Header, config and accumulator state of a measurement file."""
     with open_file(path) as (f, attrs):
+        check_run_attrs(attrs, path)
         cfg = read_config(attrs, path)
         acc, layers = None, []
         if "accumulator" in f:
             a = f["accumulator"]
-            acc = read_accumulator(a)
-            layers = [int(v) for v in a.attrs["layers"]]
-    return RunFile(str(path), cfg, attrs, acc, layers)
+            acc = read_accumulator(a, str(path))
+            layers = [int(v) for v in np.atleast_1d(a.attrs["layers"])]
+            if layers != list(cfg.stochastic_layers) or acc.mean.shape[1] != len(layers):
+                raise ResultFileError(f"{path}/accumulator: layers {layers} do not match the stored "
+                                      f"configuration's {list(cfg.stochastic_layers)} (damaged file)")
+        training = None
+        if "training" in f and "accumulator" in f["training"]:
+            from ..training.accumulate import read_training_accumulator
+            training = read_training_accumulator(f["training"])
+    return RunFile(str(path), cfg, attrs, acc, layers, training)
 
 
 def result_from_group(group, attrs: dict, path) -> Result:
     """A Result from a measurement-like group (a file root or a sweep's /tasks/<i>)."""
+    check_run_attrs(attrs, path)
     cfg = read_config(attrs, path)
-    layers = read_layers(group["layers"]) if "layers" in group else {}
+    layers = read_layers(group["layers"], cfg.k, str(path)) if "layers" in group else {}
     estimates = {}
     for l, (lattrs, stats) in layers.items():
+        if l > cfg.network.depth:
+            raise ResultFileError(f"{path}/layers/{l}: the network has {cfg.network.depth} layers (damaged file)")
         stats = {name: (m, e if e is not None else np.zeros_like(m)) for name, (m, e) in stats.items()}
         estimates[l] = layer_estimates(l, int(lattrs.get("width", 0)), int(lattrs.get("fan_in", 0)),
                                        bool(lattrs.get("stochastic", l > 1)), stats)
-    return Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
+    result = Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
+    if "training" in group:
+        from ..training.accumulate import read_training_result
+        result.training = read_training_result(group["training"])
+    return result
 
 
 def open_result(path) -> Result:
@@ -254,6 +397,20 @@ def open_sweep(path) -> SweepResult:
             out.status.append(str(gattrs.get("status", "")))
             out.results.append(result_from_group(g, gattrs, f"{path}:/tasks/{name}"))
     return out
+
+
+def is_foreign(path) -> bool:
+    """Whether an existing `path` is not an mcsim file at all (not HDF5, or HDF5 without
+    format = "mcsim"), as opposed to a damaged mcsim file."""
+    h5py = _h5py()
+    path = Path(path)
+    try:
+        if not h5py.is_hdf5(path):
+            return True
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") != FORMAT
+    except Exception:
+        return False
 
 
 def result_status(path) -> str:

@@ -32,6 +32,13 @@ n_0 the input dimension, inputs a = 0..k-1. For layer l:
   Theta^(l+1) = lambda_b + lambda_W <s_a s_b> + C_W <s'_a s'_b> Theta^(l) (elementwise).
   Infinite (undefined) for activations with jumps (perceptron).
 * ``kurtosis`` (k,): excess kurtosis of one z_{i;a} at leading order, 3 V_aaaa / (n_{l-1} K_aa^2).
+* ``vertex_correction`` V1^(l) (k,)*4 and ``six_point`` S^(l) (k,)*6 (``higher=True``): the
+  1/n correction of the vertex, n_{l-1} Cov(Ghat) = V + V1/n_{l-1} + O(1/n^2), and the six-point vertex at
+  leading order, n_{l-1}^2 kappa_3(Ghat, Ghat, Ghat); see ``vertex_nlo`` and ``six_point``.
+  None (with ``Prediction.notes`` saying why) above ``vertex_nlo.MAX_INPUTS`` distinct inputs.
+* ``unit_cumulant`` U^(l) (k, k, k, k) or None: the same-unit fourth cumulant that non-Gaussian
+  weight and bias laws add (``weight_laws.apply_laws``; None: Gaussian laws, U = 0), and
+  ``z_four_point`` / ``z_kurtosis``, the statistics of one unit's z that include it.
 
 Inputs that coincide exactly (K^(1) rows with K_aa = K_bb = K_ab) give identical
 preactivations in every layer; they are computed once and copied, so kinked activations
@@ -58,6 +65,10 @@ class LayerPrediction:
     vertex: np.ndarray          # V^(l), (k, k, k, k), leading order
     correction: np.ndarray      # G^{1}(l), (k, k), divided by n_{l-1} in the metric
     ntk: np.ndarray | None = None   # Theta^(l), (k, k)
+    vertex_correction: np.ndarray | None = None   # V1^(l), (k, k, k, k), divided by n_{l-1}
+    six_point: np.ndarray | None = None           # S^(l), (k,)*6, leading order
+    ntk_moments: object = None  # ntk.NTKLayerPrediction (H + H1/n, A, B, D, F) when asked for
+    unit_cumulant: np.ndarray | None = None   # U^(l), (k, k, k, k); None for Gaussian laws
 
     @property
     def metric(self) -> np.ndarray:
@@ -70,6 +81,45 @@ class LayerPrediction:
         d = np.arange(self.kernel.shape[0])
         return 3.0 * self.vertex[d, d, d, d] / (self.fan_in * np.diag(self.kernel) ** 2)
 
+    @property
+    def vertex_nlo(self) -> np.ndarray:
+        """V + V1/n_{l-1}: the vertex to order 1/n (the leading order when V1 is not known)."""
+        if self.vertex_correction is None:
+            return self.vertex
+        return self.vertex + self.vertex_correction / self.fan_in
+
+    @property
+    def kurtosis_correction(self) -> np.ndarray | None:
+        """X1 with kurtosis = 3 V_aaaa/(n K_aa^2) + X1/n_{l-1} + O(1/n^3), (k,):
+        X1 = 3 (V1_aaaa - 2 V_aaaa G1_aa / K_aa) / (n_{l-1} K_aa^2); None without V1."""
+        if self.vertex_correction is None:
+            return None
+        d = np.arange(self.kernel.shape[0])
+        K, G1 = np.diag(self.kernel), np.diag(self.correction)
+        V0, V1 = self.vertex[d, d, d, d], self.vertex_correction[d, d, d, d]
+        return 3.0 * (V1 - 2 * V0 * G1 / K) / (self.fan_in * K ** 2)
+
+    @property
+    def kurtosis_nlo(self) -> np.ndarray:
+        """The excess kurtosis to order 1/n^2, (k,) (leading order when V1 is not known)."""
+        X1 = self.kurtosis_correction
+        return self.kurtosis if X1 is None else self.kurtosis + X1 / self.fan_in
+
+    @property
+    def z_four_point(self) -> np.ndarray:
+        """Same-unit connected four-point function of z at leading order, (k, k, k, k):
+        (V_(12)(34) + V_(13)(24) + V_(14)(23)) / n_{l-1} + U."""
+        V = self.vertex
+        out = (V + np.einsum("acbd->abcd", V) + np.einsum("adbc->abcd", V)) / self.fan_in
+        return out if self.unit_cumulant is None else out + self.unit_cumulant
+
+    @property
+    def z_kurtosis(self) -> np.ndarray:
+        """Excess kurtosis of z_{i;a} for the laws of the prediction, (k,):
+        z_four_point_aaaa / K_aa^2."""
+        d = np.arange(self.kernel.shape[0])
+        return self.z_four_point[d, d, d, d] / np.diag(self.kernel) ** 2
+
 
 @dataclass(frozen=True, eq=False)
 class Prediction:
@@ -80,6 +130,9 @@ class Prediction:
     C_W: tuple
     C_b: tuple
     layers: list = field(default_factory=list)   # LayerPrediction for l = 1..L
+    notes: tuple = ()           # what was not computed, and why
+    weights: object = None      # mcsim.laws.Law of the weights and biases (None: Gaussian)
+    biases: object = None
 
     def layer(self, l: int) -> LayerPrediction:
         if not 1 <= l <= len(self.layers):
@@ -122,7 +175,8 @@ def _distinct(K1, rtol=1e-12):
 
 
 def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=1.0,
-            lambda_W=1.0, q=None) -> Prediction:
+            lambda_W=1.0, q=None, higher: bool = True,
+            max_inputs: int | None = None, ntk_moments: bool = False) -> Prediction:
     """Kernel, four-point vertex, 1/n metric correction (and mean NTK) for every layer.
 
     Args:
@@ -133,6 +187,10 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
         C_W, C_b: one value for all layers or one per layer (entry l-1 for layer l).
         ntk: also compute Theta^(l); lambda_b, lambda_W: learning rates (scalar or per layer).
         q: quadrature order override (see ``quadrature.DEFAULT_ORDER``).
+        higher: also the six-point vertex and the 1/n vertex correction (``vertex_nlo``),
+            for at most ``max_inputs`` distinct inputs (default ``vertex_nlo.MAX_INPUTS``).
+        ntk_moments: also the NTK mean to order 1/n and its fluctuations A, B, D, F
+            (``ntk.predict_ntk``) in ``LayerPrediction.ntk_moments``.
     """
     from ..activations import get_activation
     act = get_activation(activation)
@@ -180,15 +238,32 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
         G1 = 0.5 * (G1_new + G1_new.T)
         out.append((K, V, G1, Theta))
 
+    notes = ()
+    V1s, Ss = [None] * L, [None] * L
+    if higher:
+        from .vertex_nlo import higher_orders
+        V1s, Ss, note = higher_orders(act, [o[0] for o in out], [o[1] for o in out],
+                                      [o[2] for o in out], fan_in, cw, q=q,
+                                      max_inputs=max_inputs)
+        notes = (note,) if note else ()
     layers = []
+    b = back
     for l, (K, V, G1, Th) in enumerate(out, start=1):
-        b = back
+        V1, S = V1s[l - 1], Ss[l - 1]
         layers.append(LayerPrediction(
             layer=l, width=widths[l - 1], fan_in=fan_in[l - 1], kernel=K[np.ix_(b, b)],
             vertex=V[np.ix_(b, b, b, b)], correction=G1[np.ix_(b, b)],
-            ntk=None if Th is None else Th[np.ix_(b, b)]))
+            ntk=None if Th is None else Th[np.ix_(b, b)],
+            vertex_correction=None if V1 is None else V1[np.ix_(b, b, b, b)],
+            six_point=None if S is None else S[np.ix_(b, b, b, b, b, b)]))
+    if ntk_moments:
+        from dataclasses import replace
+
+        from .ntk import predict_ntk
+        P = predict_ntk(act, x, widths, cw, cb, lb, lw, q=q)
+        layers = [replace(p, ntk_moments=P.layer(p.layer)) for p in layers]
     return Prediction(activation=_spec(act), inputs=x, widths=widths, C_W=tuple(cw),
-                      C_b=tuple(cb), layers=layers)
+                      C_b=tuple(cb), layers=layers, notes=notes)
 
 
 def _spec(act) -> dict:
@@ -197,6 +272,13 @@ def _spec(act) -> dict:
 
 
 def predict_config(cfg, **kw) -> Prediction:
-    """``predict`` for a loaded ``mcsim.config.Config``."""
-    net = cfg.network
-    return predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    """``predict`` for a loaded ``mcsim.config.Config``: its learning rates, the NTK
+    fluctuations when the config computes an NTK statistic (unless ``kw`` says otherwise), and
+    its weight and bias laws (``weight_laws.apply_laws``)."""
+    from .weight_laws import apply_laws
+    net, ens = cfg.network, cfg.ensemble
+    kw.setdefault("lambda_b", getattr(net, "lambda_b", None) or 1.0)
+    kw.setdefault("lambda_W", getattr(net, "lambda_W", None) or 1.0)
+    kw.setdefault("ntk_moments", any(s.startswith("ntk") for s in cfg.output.statistics))
+    pred = predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
+    return apply_laws(pred, ens.weight_law, ens.bias_law, q=kw.get("q"))
