@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline
-from .reduce import dot, sub_dot_seq
+from .reduce import scaled_dot, sub_dot_seq
 
 __all__ = ["MAX_CHUNKS", "chunk_range", "check_sampler_shapes", "psd_cholesky", "input_metric",
            "metric_from_activations", "PIVOT_RTOL"]
@@ -74,7 +74,7 @@ def input_metric(inputs, C_W1, C_b1, G):
     k, n0 = inputs.shape
     for a in range(k):
         for b in range(a, k):
-            G[a, b] = C_b1 + C_W1 / n0 * dot(inputs[a], inputs[b])
+            G[a, b] = C_b1 + scaled_dot(C_W1 / n0, inputs[a], inputs[b])
             G[b, a] = G[a, b]
 
 
@@ -91,7 +91,7 @@ def metric_from_activations(s, n, C_W, C_b, G, out):
     p = 0
     for a in range(k):
         for b in range(a, k):
-            g = C_b + scale * dot(s[a, :n], s[b, :n])   # fixed order (kernels/reduce.py)
+            g = C_b + scaled_dot(scale, s[a, :n], s[b, :n])   # fixed order (kernels/reduce.py)
             G[a, b] = g
             G[b, a] = g
             out[p] = g

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from .jit import ordered
 
-__all__ = ["LANES", "dot", "dot3", "total", "sub_dot_seq", "dot_seq"]
+__all__ = ["LANES", "dot", "scaled_dot", "dot3", "total", "sub_dot_seq", "dot_seq"]
 
 #: number of partial sums of ``dot``, ``dot3`` and ``total`` (fixed: not the vector width)
 LANES = 8
@@ -47,6 +47,14 @@ def dot(x, y):
     for i in range(full, n):
         acc += x[i] * y[i]
     return acc
+
+
+@ordered
+def scaled_dot(c, x, y):
+    """c * dot(x, y) as written: outside a ``reassoc`` context, so that LLVM cannot fold the
+    product with how c was formed (C_W / n times a dot product must not become C_W times the
+    dot product over n, which overflows for C_W near the largest double)."""
+    return c * dot(x, y)
 
 
 @ordered

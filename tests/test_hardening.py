@@ -201,6 +201,7 @@ networks = 256
 seed = 1
 block_size = 64
 jackknife_bins = 4
+sampler = "markov"      # (auto would pick chi2, whose first network overflows a few layers later)
 
 [output]
 statistics = ["metric", "vertex"]

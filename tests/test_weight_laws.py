@@ -305,7 +305,7 @@ def test_compare_and_prediction_file(tmp_path):
     ('weights = {name = "student_t", nu = 4}\nsampler = "dense"', "ensemble.weights"),
     ('biases = {name = "student_t", nu = 3.5}\nsampler = "dense"', "ensemble.biases"),
     ('weights = "uniform"\nsampler = "markov"', "ensemble.weights"),
-    ('biases = "rademacher"', "ensemble.biases"),                # markov is the default
+    ('biases = "rademacher"\nsampler = "markov"', "ensemble.biases"),
     ('weights = "cauchy"\nsampler = "dense"', "ensemble.weights"),
     ('biases = "laplace"\nsampler = "dense"', "ensemble.biases"),
     ('weights = {name = "student_t"}\nsampler = "dense"', "ensemble.weights"),
