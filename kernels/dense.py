@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from .activations import activate
-from .jit import inline, kernel, parallel_kernel
+from .jit import exact, inline, kernel, ordered, parallel_kernel
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
 from .reduce import dot
 from .rng import fill_normals, fill_signs, fill_uniforms
@@ -70,6 +70,13 @@ def _unit_scale(code, nu):
     return 1.0
 
 
+@exact
+def _divide_by_root_mean(out, chi, nu):
+    """out[j] /= sqrt(chi[j] / nu), correctly rounded on every target (see ``jit.exact``)."""
+    for j in range(out.shape[0]):
+        out[j] = out[j] / np.sqrt(chi[j] / nu)
+
+
 @kernel
 def _draw(code, nu, key, block, network, position, out, t, u):
     """Fill ``out`` (n,) with raw draws of law ``code`` from ``position`` (mean 0; variance
@@ -92,16 +99,16 @@ def _draw(code, nu, key, block, network, position, out, t, u):
             fill_normals(key, block, network, position + (r + 1) * run, uu)
             for j in range(n):
                 chi[j] += uu[j] * uu[j]
-        for j in range(n):
-            out[j] = out[j] / np.sqrt(chi[j] / nu)
+        _divide_by_root_mean(out, chi, nu)
     else:
         fill_normals(key, block, network, position, out)
 
 
-@kernel
+@ordered
 def _unit_cumulant(h, n, cw, cb, n_diag, n_full, out):
     """out[:n_diag] (k or 0 entries), out[n_diag:n_diag + n_full] (sorted quadruples or 0):
-    cw * sum_j h_a1 h_a2 h_a3 h_a4 + cb over the first n columns of h (k, >= n)."""
+    cw * sum_j h_a1 h_a2 h_a3 h_a4 + cb over the first n columns of h (k, >= n). Compiled
+    ``ordered``: the sums run in the order written, the same bits on AVX2 and AVX-512."""
     k = h.shape[0]
     if n_diag > 0:
         for a in range(k):

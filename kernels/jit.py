@@ -51,6 +51,7 @@ __all__ = [
     "kernel",
     "parallel_kernel",
     "inline",
+    "exact",
     "ordered",
     "ORDERED_FASTMATH",
     "set_threads",
@@ -132,6 +133,10 @@ inline = _decorator(inline="always", **_COMMON)
 #: Fixed-order reduction (``kernels/reduce.py``): not reassociated, not Numba-inlined; it is
 #: compiled into each caller (no cache entry of its own), like ``inline``.
 ordered = _decorator(fastmath=set(ORDERED_FASTMATH), nogil=True, error_model="numpy")
+
+#: IEEE arithmetic, no fast-math at all: for the few steps where ``afn`` / ``arcp`` would let
+#: the vector width choose the rounding (x / sqrt(y) becomes an rsqrt estimate on AVX-512).
+exact = _decorator(nogil=True, error_model="numpy")
 
 
 def set_threads(n: int | None) -> int:
