@@ -22,8 +22,8 @@ def test_every_checkpoint_before_the_end_says_incomplete(small_config, tmp_path,
     writes = []
     real = driver.write_run
 
-    def spy(path, cfg_, acc, estimates, attrs):
-        real(path, cfg_, acc, estimates, attrs)
+    def spy(path, cfg_, acc, estimates, attrs, **kw):
+        real(path, cfg_, acc, estimates, attrs, **kw)
         with h5py.File(path, "r") as f:          # what a kill -9 right now would leave
             writes.append((int(f["accumulator"].attrs["blocks"]), bool(f.attrs["complete"])))
 
