@@ -121,18 +121,28 @@ def warm_up(cfg, announce: bool = True, notice_after: float = NOTICE_AFTER) -> f
 
 
 def _representative_configs():
+    """(sampler, statistics, config) for every kernel path a run can take: each backend
+    with and without third moments, with the NTK statistics where it fills them, and the
+    dense sampler with a non-Gaussian law (the unit cumulants of the z statistics)."""
     from ..config import config_from_dict
     from ..samplers import SAMPLERS
+    from ..stats.statistics import computed, required_quantities
     for sampler, cls in SAMPLERS.items():
-        weights = cls.weights[0]
-        for stats in (["metric", "vertex"], ["metric", "vertex", "six_point"],
-                      ["metric", "ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"]):
-            yield sampler, stats, config_from_dict({
+        for stats, weights in ((["metric", "vertex"], cls.weights[0]),
+                               (["metric", "vertex", "six_point"], cls.weights[0]),
+                               (["metric", "ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"], cls.weights[0]),
+                               (["metric", "vertex"], "uniform")):
+            if weights not in cls.weights:
+                continue
+            cfg = config_from_dict({
                 "network": {"input_dim": 2, "widths": [2, 2, 2], "activation": cls.example["activation"]},
                 "inputs": {"values": cls.example["inputs"]},
                 "ensemble": {"networks": 4, "sampler": sampler, "weights": weights,
                              "block_size": 2, "jackknife_bins": 2},
                 "output": {"statistics": stats}})
+            needed = required_quantities(computed(cfg.output.statistics))
+            if all(q in cls.fills(cfg) for q in needed):
+                yield sampler, stats, cfg
 
 
 def compile_all(announce: bool = True) -> list[tuple[str, str, float]]:
