@@ -123,6 +123,15 @@ def _describe(holder: dict) -> str:
     return text
 
 
+def _write_and_close(fd: int, data: bytes) -> None:
+    """Write a lock file's identity, durably, and close it."""
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class OutputLock:
     """Exclusive lock of one output path; a context manager.
 
@@ -146,11 +155,7 @@ class OutputLock:
         except OSError as exc:
             raise ResultFileError(f"cannot write {self.output}: cannot create the lock file "
                                   f"{target}: {exc.strerror or exc}") from None
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_and_close(fd, data)
         try:
             try:
                 os.link(private, target)
@@ -180,11 +185,7 @@ class OutputLock:
         except OSError as exc:
             raise ResultFileError(f"cannot write {self.output}: cannot create the lock file "
                                   f"{target}: {exc.strerror or exc}") from None
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_and_close(fd, data)
         return True
 
     def acquire(self) -> "OutputLock":
