@@ -25,13 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import Interrupted, PeerFailed, ResumeError
-from ..samplers import make_sampler
 from ..stats.accumulator import BinnedMoments, accumulator_layout, new_accumulator
 from ..stats.estimators import compute_estimates
-from ..stats.finite import check_moments, check_samples
 from ..stats.results import Result, build_result
 from ..storage.hdf5 import remove_stale_temporaries, resolve_output, write_run
 from ..storage.lock import OutputLock
@@ -45,11 +41,11 @@ from .signals import StopFlag
 from .target import target_attrs, target_check
 from .watchdog import Watchdog, watchdog_seconds
 from .warmup import warm_up
+from .worker import BlockWorker
 
 log = logging.getLogger("mcsim")
 
 ROUND_SECONDS = 1.0             # target duration of one round of blocks
-SAMPLE_BUFFER_BYTES = 32 << 20  # cap on the per-call sample buffer (memory flat in N)
 
 __all__ = ["simulate", "RunState", "BlockWorker", "Interrupted", "ResumeError"]
 
@@ -68,43 +64,6 @@ class RunState:
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
     rank_times: object = None               # schedule.RankTimes of this session (root)
     training: BinnedMoments | None = None   # [training]: the trained networks' accumulator
-
-
-class BlockWorker:
-    """Samples consecutive blocks and reduces each to its moment state (one rank's work)."""
-
-    def __init__(self, cfg, layout):
-        from ..kernels import moments
-        self.cfg = cfg
-        self.sampler = make_sampler(cfg, layout.names)
-        self.columns = self.sampler.columns(layout)
-        self.block_moments = moments.block_moments
-        self.bs = cfg.ensemble.block_size
-        self.S = cfg.network.depth - 1
-        self.layers = np.asarray([l - 2 for l in cfg.stochastic_layers], dtype=np.int64)
-        self.order = layout.order
-        self.triples = layout.triples()
-        self.M = layout.width
-        per_block = self.bs * max(self.S, 1) * self.sampler.width * 8
-        self.chunk = max(1, SAMPLE_BUFFER_BYTES // per_block)
-        self._buffer = None
-
-    def run(self, first: int, n: int):
-        """Moment states of blocks first..first+n-1: mean (n, Sr, M), m2 (n, Sr, M, M), m3 (n, Sr, T)."""
-        Sr, M, T = len(self.layers), self.M, len(self.triples)
-        mean, m2, m3 = np.empty((n, Sr, M)), np.empty((n, Sr, M, M)), np.empty((n, Sr, T))
-        for c0 in range(0, n, self.chunk):
-            cn = min(self.chunk, n - c0)
-            if self._buffer is None or self._buffer.shape[0] < cn:
-                self._buffer = np.empty((min(self.chunk, n), self.bs, self.S, self.sampler.width))
-            out = self._buffer[:cn]
-            self.sampler.sample(first + c0, cn, out)
-            check_samples(out, first + c0, self.sampler.layout,      # inf / NaN: stop, say where
-                          recorded=self.layers)
-            self.block_moments(out, self.layers, self.columns, self.triples, self.order,
-                               mean[c0:c0 + cn], m2[c0:c0 + cn], m3[c0:c0 + cn])
-        check_moments({"mean": mean, "m2": m2, "m3": m3}, first, self.cfg.stochastic_layers)
-        return mean, m2, m3
 
 
 def simulate(cfg, *, output=None, threads: int | None = None, progress: str | None = None,

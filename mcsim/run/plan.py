@@ -91,7 +91,7 @@ def plan(cfg, target=None, pilot_seconds: float = 3.0, threads: int | None = Non
     from ..errors import ConfigError
     from ..kernels.jit import get_threads, set_threads
     from ..stats.accumulator import accumulator_layout, new_accumulator
-    from .driver import BlockWorker
+    from .worker import BlockWorker
     from .target import evaluate_target, networks_needed
     from .warmup import warm_up
     if target is not None:

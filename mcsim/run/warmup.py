@@ -46,7 +46,7 @@ def tiny_config(cfg):
 def _exercise(tiny) -> None:
     from ..stats.accumulator import accumulator_layout, new_accumulator
     from ..stats.estimators import compute_estimates
-    from .driver import BlockWorker
+    from .worker import BlockWorker
     worker = BlockWorker(tiny, accumulator_layout(tiny))
     acc = new_accumulator(tiny)
     for block in range(2):                  # two bins: the jackknife's merges run too

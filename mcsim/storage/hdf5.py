@@ -253,7 +253,6 @@ def write_run(path, cfg, acc, estimates: dict, attrs: dict, training=None) -> No
             d = a.create_dataset(name, data=arr)
             d.attrs["description"] = ACCUMULATOR_DATASETS[name]
         if training is not None:
-            from ..training.accumulate import write_training
             write_training(f, cfg, training)
     atomic_write(path, fill)
 
@@ -268,3 +267,34 @@ ACCUMULATOR_DATASETS = {
     "m3": "third central sums sum d_p d_q d_r over the sorted triples p <= q <= r of the order-3 "
           "entries (lexicographic) in each bin, shape (B, S, T); T = 0 without third moments",
 }
+
+
+def write_training(f, cfg, acc) -> None:
+    """The group /training of an open HDF5 file from the trained networks' accumulator
+    (`training.accumulate`; layout in docs/hdf5-schema.md)."""
+    from ..training.accumulate import DATASETS, diverged_count, training_estimates
+    tc = cfg.training
+    g = f.create_group("training")
+    trained = acc.blocks * acc.block_size
+    div = diverged_count(acc)
+    g.attrs.update(description="trained ensemble: every network trained by full-batch gradient descent "
+                               "on the [training] set; statistics at the recorded steps",
+                   diverged=div, diverged_fraction=div / trained if trained else 0.0,
+                   networks_trained=trained, networks_averaged=acc.networks, learning_rate=tc.learning_rate,
+                   lambda_b=np.asarray(tc.lambda_b), lambda_W=np.asarray(tc.lambda_W), lambdas=tc.lambdas)
+    d = g.create_dataset("steps", data=np.asarray(tc.record, dtype=np.int64))
+    d.attrs.update(description="the recorded gradient-descent steps t, shape (R,)", units="steps")
+    for name, (mean, err) in training_estimates(cfg, acc).items():
+        desc, units = DATASETS[name]
+        d = g.create_dataset(name, data=mean)
+        d.attrs.update(description=desc, units=units)
+        d = g.create_dataset(name + "_stderr", data=err)
+        d.attrs.update(description=f"standard error (delete-one-bin jackknife) of {name}", units=units)
+    a = g.create_group("accumulator")
+    a.attrs.update(blocks=acc.blocks, first_block=acc.first_block, block_size=acc.block_size, bins=acc.bins,
+                   description="as /accumulator, with the recorded steps (steps) in place of the layer "
+                               "axis; count holds only networks that did not diverge",
+                   **acc.layout.to_attrs())
+    for name, arr in acc.arrays().items():
+        d = a.create_dataset(name, data=arr)
+        d.attrs["description"] = ACCUMULATOR_DATASETS[name].replace("layer (attribute layers)", "recorded step")

@@ -295,8 +295,7 @@ def read_run(path) -> RunFile:
                                       f"configuration's {list(cfg.stochastic_layers)} (damaged file)")
         training = None
         if "training" in f and "accumulator" in f["training"]:
-            from ..training.accumulate import read_training_accumulator
-            training = read_training_accumulator(f["training"])
+            training = read_accumulator(f["training"]["accumulator"], f"{path}/training")
     return RunFile(str(path), cfg, attrs, acc, layers, training)
 
 
@@ -314,9 +313,23 @@ def result_from_group(group, attrs: dict, path) -> Result:
                                        bool(lattrs.get("stochastic", l > 1)), stats)
     result = Result(cfg, int(attrs.get("networks", 0)), estimates, attrs, str(path))
     if "training" in group:
-        from ..training.accumulate import read_training_result
         result.training = read_training_result(group["training"])
     return result
+
+
+def read_training_result(group):
+    """`res.training` (a `training.accumulate.TrainingResult`) from a /training group, a
+    measurement's or a prediction's: every estimate it holds, standard error 0 where the
+    group has none (a prediction)."""
+    from ..training.accumulate import DATASETS, TrainingResult
+    est = {}
+    for name in group:
+        if name in DATASETS:
+            err = group[name + "_stderr"][()] if name + "_stderr" in group else None
+            m = group[name][()]
+            est[name] = (m, err if err is not None else np.zeros_like(m))
+    return TrainingResult.build(group["steps"][()], est, int(group.attrs.get("diverged", 0)),
+                                int(group.attrs.get("networks_averaged", 0)))
 
 
 def open_result(path) -> Result:

@@ -24,7 +24,9 @@ Estimates (``training_estimates``), each with its delete-one-bin jackknife error
 
 HDF5: group ``/training`` with ``steps`` (R,), every estimate and its ``_stderr`` twin, the
 attributes ``diverged``, ``diverged_fraction``, ``networks_trained``, and the accumulator in
-``/training/accumulator`` (the layout of ``/accumulator``).
+``/training/accumulator`` (the layout of ``/accumulator``); written by
+``storage.hdf5.write_training`` and read by ``storage.reader`` (this module does no I/O, so
+storage depends on it and not the other way round).
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ from ..stats.quantities import Layout
 from ..stats.results import Estimate
 
 __all__ = ["training_layout", "TrainingWorker", "new_training_accumulator", "add_training_blocks",
-           "training_estimates", "TrainingResult", "write_training", "read_training_accumulator",
-           "read_training_result", "diverged_count", "warm_up_training", "DATASETS"]
+           "training_estimates", "TrainingResult", "result_of", "diverged_count", "warm_up_training",
+           "DATASETS"]
 
 #: estimate name -> (description, units)
 DATASETS = {
@@ -202,54 +204,6 @@ class TrainingResult(dict):
 def result_of(cfg, acc: BinnedMoments) -> TrainingResult:
     return TrainingResult.build(cfg.training.record, training_estimates(cfg, acc), diverged_count(acc),
                                 acc.networks)
-
-
-def write_training(f, cfg, acc: BinnedMoments) -> None:
-    """The group /training of an open HDF5 file (see the module docstring)."""
-    from ..storage.hdf5 import ACCUMULATOR_DATASETS
-    tc = cfg.training
-    g = f.create_group("training")
-    trained = acc.blocks * acc.block_size
-    div = diverged_count(acc)
-    g.attrs.update(description="trained ensemble: every network trained by full-batch gradient descent "
-                               "on the [training] set; statistics at the recorded steps",
-                   diverged=div, diverged_fraction=div / trained if trained else 0.0,
-                   networks_trained=trained, networks_averaged=acc.networks, learning_rate=tc.learning_rate,
-                   lambda_b=np.asarray(tc.lambda_b), lambda_W=np.asarray(tc.lambda_W), lambdas=tc.lambdas)
-    d = g.create_dataset("steps", data=np.asarray(tc.record, dtype=np.int64))
-    d.attrs.update(description="the recorded gradient-descent steps t, shape (R,)", units="steps")
-    for name, (mean, err) in training_estimates(cfg, acc).items():
-        desc, units = DATASETS[name]
-        d = g.create_dataset(name, data=mean)
-        d.attrs.update(description=desc, units=units)
-        d = g.create_dataset(name + "_stderr", data=err)
-        d.attrs.update(description=f"standard error (delete-one-bin jackknife) of {name}", units=units)
-    a = g.create_group("accumulator")
-    a.attrs.update(blocks=acc.blocks, first_block=acc.first_block, block_size=acc.block_size, bins=acc.bins,
-                   description="as /accumulator, with the recorded steps (steps) in place of the layer "
-                               "axis; count holds only networks that did not diverge",
-                   **acc.layout.to_attrs())
-    for name, arr in acc.arrays().items():
-        d = a.create_dataset(name, data=arr)
-        d.attrs["description"] = ACCUMULATOR_DATASETS[name].replace("layer (attribute layers)", "recorded step")
-
-
-def read_training_accumulator(group) -> BinnedMoments:
-    """The accumulator of a /training group."""
-    from ..storage.reader import read_accumulator
-    return read_accumulator(group["accumulator"])
-
-
-def read_training_result(group) -> TrainingResult:
-    """`res.training` from a /training group (a measurement's or a prediction's)."""
-    est = {}
-    for name in group:
-        if name in DATASETS:
-            err = group[name + "_stderr"][()] if name + "_stderr" in group else None
-            m = group[name][()]
-            est[name] = (m, err if err is not None else np.zeros_like(m))
-    return TrainingResult.build(group["steps"][()], est, int(group.attrs.get("diverged", 0)),
-                                int(group.attrs.get("networks_averaged", 0)))
 
 
 def warm_up_training(cfg) -> None:
