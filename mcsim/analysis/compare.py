@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage.reader import check_header, check_run_attrs, open_file, read_config, read_layers
+from ..storage.reader import (check_header, check_run_attrs, open_file, read_config, read_layers,
+                              read_training_result)
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
 from ..laws import GAUSSIAN, parse_law
 from ..theory.recursions import Prediction, predict
@@ -74,6 +75,8 @@ class Measurement:
     lambda_W: tuple = ()
     weights: object = GAUSSIAN      # mcsim.laws.Law of the weights and of the biases
     biases: object = GAUSSIAN
+    config: object = None           # the run's mcsim.config.Config
+    training: object = None         # [training] runs: TrainingResult (analysis.training_compare)
 
     @property
     def k(self) -> int:
@@ -89,6 +92,7 @@ def measurement_from_group(group, label: str, params: dict | None = None) -> Mea
     net = cfg["network"]
     inputs = np.asarray(config.inputs, dtype=float)
     layers, fan_in = {}, {}
+    training = read_training_result(group["training"]) if "training" in group else None
     for l, (lattrs, data) in read_layers(group["layers"], config.k, label).items():
         layers[l] = {stat: (np.asarray(mean, dtype=float),
                             np.asarray(err, dtype=float) if err is not None else np.zeros_like(mean, dtype=float))
@@ -100,7 +104,8 @@ def measurement_from_group(group, label: str, params: dict | None = None) -> Mea
                        layers=layers, fan_in=fan_in, params=dict(params or {}),
                        lambda_b=tuple(net.get("lambda_b", ())), lambda_W=tuple(net.get("lambda_W", ())),
                        weights=parse_law(cfg["ensemble"].get("weights", "gaussian")),
-                       biases=parse_law(cfg["ensemble"].get("biases", "gaussian")))
+                       biases=parse_law(cfg["ensemble"].get("biases", "gaussian")),
+                       config=config, training=training)
 
 
 def measurement_from_result(result, label: str | None = None) -> Measurement:
@@ -118,7 +123,8 @@ def measurement_from_result(result, label: str | None = None) -> Measurement:
                        tuple(net.C_W), tuple(net.C_b), int(result.networks), layers, fan_in,
                        lambda_b=tuple(getattr(net, "lambda_b", ())),
                        lambda_W=tuple(getattr(net, "lambda_W", ())),
-                       weights=ens.weight_law, biases=ens.bias_law)
+                       weights=ens.weight_law, biases=ens.bias_law, config=result.config,
+                       training=getattr(result, "training", None) or None)
 
 
 def read_measurements(path) -> list[Measurement]:

@@ -8,6 +8,7 @@
                                                            equivalence-principle learning rates
     mcsim compare RESULT.h5 [--plot DIR]                   measurement vs prediction
     mcsim compare A.h5 B.h5 ... [--plot DIR]               width sweep: fits in 1/n
+                                                           ([training] runs: also /training)
 
 Exit status as for the other commands: 0 ok, 1 unreadable file or failure, 2 bad usage.
 """
@@ -60,7 +61,9 @@ def add_commands(subparsers) -> None:
         "and the deviation in standard errors. Several files (or a collected sweep): runs that "
         "differ only in width are fitted to X(n) = X_inf + a/n (+ b/n^2 with >= 4 widths when "
         "chi^2 supports it), X_inf against the leading prediction and a against G1 (metric) or "
-        "V1 (vertex).")
+        "V1 (vertex). Runs with a [training] section: the /training statistics at every recorded "
+        "step against the infinite-width prediction (one run), and their width fits, X_inf "
+        "against that prediction and the 1/n coefficient a with its error (several runs).")
     c.add_argument("files", nargs="+", help="measurement files or collected sweep files")
     c.add_argument("--plot", metavar="DIR", help="write PNG and PDF figures into DIR")
     c.add_argument("--layer", type=int, action="append", help="only this layer (repeatable)")
@@ -244,6 +247,9 @@ def cmd_compare(args) -> int:
         if len(ms) == 1:
             table = C.compare(ms[0], statistics=stats, layers=args.layer)
             print(table.text())
+            if ms[0].training:                  # [training]: the trained ensemble, per step
+                from ..analysis.training_compare import compare_training
+                print(compare_training(ms[0]).text())
             if args.plot:
                 for p in P.plot_layers(ms[0], args.plot):
                     print(f"wrote {p}")
@@ -258,6 +264,9 @@ def cmd_compare(args) -> int:
                 table = C.compare(m, statistics=stats, layers=args.layer)
                 if args.tables:
                     print(table.text())
+                    if m.training:
+                        from ..analysis.training_compare import compare_training
+                        print(compare_training(m).text())
                 else:
                     print(table.text().splitlines()[0] + "  |  " + "; ".join(
                         line.split(" (")[0] for line in table.text().splitlines()
@@ -268,6 +277,9 @@ def cmd_compare(args) -> int:
                         print(f"wrote {p}")
             if len(widths) < 2:
                 continue
+            if all(m.training for m in group):  # [training]: X_inf + a/n per step and entry
+                from ..analysis.training_compare import training_width_sweep
+                print(training_width_sweep(group, order=args.order).text())
             sweep = C.width_sweep(group, statistics=tuple(s for s in stats if s != "kurtosis"),
                                   layers=args.layer, order=args.order)
             print(sweep.text())

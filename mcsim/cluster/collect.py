@@ -11,7 +11,8 @@ Layout (see docs/hdf5-schema.md for the measurement groups it copies)::
     /tasks/<i>           one group per task that has results: the task's root attributes,
                          the swept parameters as attributes ("network.width" = 64, ...),
                          status ("complete" | "partial"), task (its index); and its
-                         layers/<l>, config and inputs copied unchanged
+                         layers/<l>, config and inputs copied unchanged, and a
+                         [training] task's /training estimates (without its accumulator)
 
 Task status: "complete" and "partial" (a checkpoint: fewer networks than asked for) have
 data and a group; "failed" (the job recorded a failing exit status, or the file is not a
@@ -182,6 +183,10 @@ def collect(sweep_dir, output) -> Summary:
                 for name in ("layers", "config", "inputs"):
                     if name in src:
                         src.copy(src[name], g, name=name)
+                if "training" in src:       # [training]: its estimates (the state stays in the task file)
+                    src.copy(src["training"], g, name="training")
+                    if "accumulator" in g["training"]:
+                        del g["training"]["accumulator"]
             for key, value in t.params.items():
                 g.attrs[key] = _attr_value(value)
             g.attrs.update(status=t.status, task=t.index, source=t.output)

@@ -20,6 +20,16 @@ input_f (1-based, empty where the statistic has fewer indices), mean, stderr.
 
 ``SweepResult`` (``mcsim.open_sweep``) stacks its tasks along a ``task`` dimension (xarray,
 with the swept parameters as coordinates) or adds them as columns (pandas).
+
+Trained ensembles (``[training]``, group ``/training``): ``Result.to_xarray()`` also holds
+every training statistic along a ``step`` dimension (the recorded gradient-descent steps, as
+coordinate values), with its ``_stderr`` twin (measurements): ``output_mean``,
+``linearised_mean``, ``deviation_mean`` (step, input_a, output_unit), ``output_covariance``,
+``linearised_covariance`` (step, input_a, input_b), the losses (step); attributes
+``training_networks`` and ``training_diverged``. ``res.training.to_xarray()`` gives these
+alone, and ``res.training.to_pandas()`` one row per step, statistic and entry (the distinct
+a <= b of a covariance, or every index with ``entries="all"``): step, statistic, entry,
+input_a, input_b, output_unit (1-based, empty where not an index), mean, stderr.
 """
 from __future__ import annotations
 
@@ -30,7 +40,7 @@ import numpy as np
 from .statistics import STATISTICS, describe
 
 __all__ = ["INPUT_DIMS", "result_to_xarray", "result_to_pandas", "records_to_pandas",
-           "entry_indices", "entry_label_of"]
+           "entry_indices", "entry_label_of", "training_to_xarray", "training_to_pandas"]
 
 INPUT_DIMS = ("input_a", "input_b", "input_c", "input_d", "input_e", "input_f")
 
@@ -137,7 +147,81 @@ def result_to_xarray(result):
     attrs.setdefault("networks", int(result.networks))
     if result.path:
         attrs["source"] = str(result.path)
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    if getattr(result, "training", None):
+        tds = training_to_xarray(result.training, with_err=with_err)
+        ds = ds.merge(tds, combine_attrs="override")
+        ds.attrs.update(tds.attrs)
+    return ds
+
+
+def _training_dims(name: str, ndim: int) -> tuple:
+    if ndim == 1:
+        return ("step",)
+    return ("step", "input_a", "input_b") if name.endswith("_covariance") else ("step", "input_a", "output_unit")
+
+
+def training_to_xarray(training, with_err: bool | None = None):
+    """A ``TrainingResult`` (``res.training``) as an ``xarray.Dataset`` with a ``step``
+    dimension (see the module docstring). ``with_err``: add the ``_stderr`` twins (default:
+    unless every standard error is 0, as in a prediction)."""
+    from ..training.accumulate import DATASETS
+    xr = _need("xarray")
+    if with_err is None:
+        with_err = any(np.any(est.stderr != 0) for est in training.values())
+    data_vars = {}
+    for name, est in training.items():
+        mean = np.asarray(est.mean, dtype=float)
+        dims = _training_dims(name, mean.ndim)
+        desc, units = DATASETS.get(name, (name, ""))
+        data_vars[name] = (dims, mean, {"description": desc, "units": units, "group": "/training"})
+        if with_err:
+            data_vars[name + "_stderr"] = (dims, np.asarray(est.stderr, dtype=float), {
+                "description": f"standard error (delete-one-bin jackknife) of {name}", "units": units,
+                "group": "/training"})
+    coords = {"step": ("step", np.asarray(training.steps, dtype=np.int64),
+                       {"description": "the recorded gradient-descent step t"})}
+    used = {d: n for v in data_vars.values() for d, n in zip(v[0], np.shape(v[1]))}
+    for dim in ("input_a", "input_b"):
+        if dim in used:
+            coords[dim] = (dim, np.arange(1, used[dim] + 1), {"description": "input number (1-based, as in the labels)"})
+    if "output_unit" in used:
+        coords["output_unit"] = ("output_unit", np.arange(1, used["output_unit"] + 1),
+                                 {"description": "output unit i (1-based)"})
+    return xr.Dataset(data_vars, coords=coords,
+                      attrs={"training_networks": int(training.networks), "training_diverged": int(training.diverged)})
+
+
+def training_to_pandas(training, entries: str = "distinct", statistics=None):
+    """A ``TrainingResult`` as a tidy ``pandas.DataFrame``: one row per recorded step,
+    statistic and entry (see the module docstring)."""
+    pd = _need("pandas")
+    rows = []
+    for name, est in training.items():
+        if statistics and name not in statistics:
+            continue
+        mean, err = np.asarray(est.mean), np.asarray(est.stderr)
+        dims = _training_dims(name, mean.ndim)[1:]
+        shape = mean.shape[1:]
+        if name.endswith("_covariance") and entries != "all":
+            idxs = [(a, b) for a in range(shape[0]) for b in range(a, shape[0])]
+        else:
+            idxs = list(itertools.product(*(range(n) for n in shape)))
+        for r, t in enumerate(np.asarray(training.steps).tolist()):
+            for idx in idxs:
+                row = {"step": t, "statistic": name,
+                       "entry": f"{name}[{''.join(str(i + 1) for i in idx)}]" if idx else name}
+                for d, i in zip(dims, idx):
+                    row[d] = i + 1
+                row["mean"] = float(mean[(r, *idx)])
+                row["stderr"] = float(err[(r, *idx)])
+                rows.append(row)
+    columns = ["step", "statistic", "entry", "input_a", "input_b", "output_unit", "mean", "stderr"]
+    df = pd.DataFrame(rows, columns=columns)
+    for d in ("input_a", "input_b", "output_unit"):
+        df[d] = df[d].astype("Int64")
+    df.attrs.update({"networks": int(training.networks), "diverged": int(training.diverged)})
+    return df
 
 
 def result_to_pandas(result, entries: str = "distinct", statistics=None):

@@ -196,6 +196,16 @@ class TrainingResult(dict):
         self.steps, self.diverged, self.networks = np.asarray(steps), int(diverged), int(networks)
         return self
 
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with a ``step`` dimension (``mcsim.stats.frames``; needs xarray)."""
+        from ..stats.frames import training_to_xarray
+        return training_to_xarray(self)
+
+    def to_pandas(self, entries: str = "distinct", statistics=None):
+        """A tidy ``pandas.DataFrame``: one row per step, statistic and entry (``mcsim.stats.frames``)."""
+        from ..stats.frames import training_to_pandas
+        return training_to_pandas(self, entries=entries, statistics=statistics)
+
     def __repr__(self) -> str:
         return (f"TrainingResult(steps={self.steps.tolist()}, networks={self.networks}, "
                 f"diverged={self.diverged}; {', '.join(self)})")
