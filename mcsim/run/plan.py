@@ -10,6 +10,16 @@ evaluates the target's standard error. Standard errors fall like 1/sqrt(N), so
 The pilot's error estimate comes from B jackknife bins and is itself uncertain by about
 1/sqrt(2 (B - 1)) relative, which makes N_needed uncertain by about sqrt(2 / (B - 1))
 (18% with the default 64 bins): `Plan.spread` says how much.
+
+With a ``[training]`` section every network is also trained for ``training.steps`` steps, and
+that usually dominates. The pilot trains its networks too and times the two parts apart, so
+
+    wall time = N_needed t_sample + N_needed steps t_step
+
+with t_sample the sampling seconds per network and t_step the training seconds per network and
+step (``Plan.seconds_per_network_step``; network x steps is the training work,
+``Plan.network_steps_needed``). ``Plan.size`` is the memory and file-size estimate of the
+planned run (``run.sizes.estimate_run``, the /training accumulator included).
 """
 from __future__ import annotations
 
@@ -24,7 +34,7 @@ __all__ = ["Plan", "plan"]
 class Plan:
     status: object               # TargetStatus of the pilot
     pilot_networks: int
-    pilot_seconds: float         # sampling time of the pilot (compile excluded)
+    pilot_seconds: float         # sampling (and training) time of the pilot (compile excluded)
     compile_seconds: float
     rate: float                  # networks per second of this process
     networks_needed: float
@@ -32,6 +42,24 @@ class Plan:
     cap: int                     # ensemble.networks of the config
     bins: int
     threads: int
+    training_steps: int = 0      # [training] steps per network (0: no training)
+    training_seconds: float = 0.0  # of pilot_seconds, the time spent training
+    size: object = None          # run.sizes.RunSize of the planned run
+
+    @property
+    def sampling_seconds_per_network(self) -> float:
+        return (self.pilot_seconds - self.training_seconds) / self.pilot_networks if self.pilot_networks else 0.0
+
+    @property
+    def seconds_per_network_step(self) -> float:
+        """Training seconds per network and gradient-descent step (0 without [training])."""
+        work = self.pilot_networks * self.training_steps
+        return self.training_seconds / work if work else 0.0
+
+    @property
+    def network_steps_needed(self) -> float:
+        """The training work of the planned run: networks x steps."""
+        return self.networks_needed * self.training_steps
 
     @property
     def blocks_needed(self) -> int:
@@ -39,7 +67,11 @@ class Plan:
 
     @property
     def seconds_needed(self) -> float:
-        return self.networks_needed / self.rate if self.rate > 0 else float("inf")
+        """Sampling plus training: N t_sample + (N x steps) t_step."""
+        if not self.pilot_networks:
+            return float("inf")
+        return (self.networks_needed * self.sampling_seconds_per_network
+                + self.network_steps_needed * self.seconds_per_network_step)
 
     @property
     def spread(self) -> float:
@@ -64,8 +96,22 @@ class Plan:
         lines.append(f"needed: about {need:,.0f} networks ({self.blocks_needed:,} blocks of "
                      f"{self.block_size}; +-{100 * self.spread:.0f}% from the pilot's error estimate)"
                      + ("; the pilot already meets the target" if self.status.reached else ""))
-        lines.append(f"time:   about {_duration(self.seconds_needed)} of sampling in one process like "
-                     f"this one; R MPI ranks of the same speed take about 1/R of it")
+        if self.training_steps:
+            lines.append(f"time:   about {_duration(self.seconds_needed)} of sampling and training in one process "
+                         f"like this one; R MPI ranks of the same speed take about 1/R of it")
+            lines.append(f"        training: {self.network_steps_needed:,.0f} network x steps ({self.training_steps:,} "
+                         f"steps per network) at {self.seconds_per_network_step:.3g} s each, "
+                         f"{_duration(self.network_steps_needed * self.seconds_per_network_step)}; sampling "
+                         f"{_duration(self.networks_needed * self.sampling_seconds_per_network)}")
+        else:
+            lines.append(f"time:   about {_duration(self.seconds_needed)} of sampling in one process like "
+                         f"this one; R MPI ranks of the same speed take about 1/R of it")
+        if self.size is not None:
+            from ..limits import format_size
+            lines.append(f"size:   about {format_size(self.size.memory)} of memory per process, an output file "
+                         f"of about {format_size(self.size.file)}"
+                         + (f" (/training: {format_size(self.size.parts['training'])} of memory)"
+                            if "training" in self.size.parts else ""))
         lines.append(f"cap:    the config's networks = {self.cap:,} "
                      + (f"give about {self.error_at_cap:.3g}" if self.cap else "")
                      + ("" if self.cap >= self.networks_needed else
@@ -104,16 +150,24 @@ def plan(cfg, target=None, pilot_seconds: float = 3.0, threads: int | None = Non
     compile_seconds = warm_up(cfg, announce=announce)
     layout = accumulator_layout(cfg)
     worker = BlockWorker(cfg, layout)
+    trainer = None
+    if cfg.training is not None:                # every network is trained too: time it apart
+        from ..training.accumulate import TrainingWorker
+        trainer = TrainingWorker(cfg)
     acc = new_accumulator(cfg)
     ens = cfg.ensemble
     cap_blocks = ens.blocks
     min_blocks = min(cap_blocks, ens.jackknife_bins)
-    sampling, n = 0.0, 1
+    sampling, training, n = 0.0, 0.0, 1
     while acc.blocks < cap_blocks:
         n = min(n, cap_blocks - acc.blocks)
         first = ens.first_block + acc.blocks
         t0 = time.monotonic()
         states = worker.run(first, n)
+        t1 = time.monotonic()
+        if trainer is not None:
+            trainer.run(first, n)
+            training += time.monotonic() - t1
         sampling += time.monotonic() - t0
         acc.add_blocks(first, *states)
         if acc.blocks >= min_blocks and sampling >= pilot_seconds:
@@ -124,5 +178,9 @@ def plan(cfg, target=None, pilot_seconds: float = 3.0, threads: int | None = Non
     status = evaluate_target(cfg, acc)
     rate = acc.networks / sampling if sampling > 0 else float("inf")
     need = networks_needed(status)
+    from .sizes import estimate_run
+    size = estimate_run(cfg)                    # sizes do not grow with the networks (bins)
     return Plan(status, acc.networks, sampling, compile_seconds, rate, need, ens.block_size,
-                ens.blocks * ens.block_size, ens.jackknife_bins, get_threads())
+                ens.blocks * ens.block_size, ens.jackknife_bins, get_threads(),
+                training_steps=cfg.training.steps if cfg.training is not None else 0,
+                training_seconds=training, size=size)

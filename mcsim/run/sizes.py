@@ -13,6 +13,8 @@ needs per process and the size of its output file:
     scratch                  threads (3 k n_max + n_max) 8 bytes (the widest layer)
     baseline                 192 MiB (interpreter, libraries, kernels)
     output file              B s + 2 D (estimates and their standard errors) + header and inputs
+    [training]               the /training accumulator, estimates and buffers
+                             (``training.accumulate.training_size``)
 
 `check_run_size(cfg, output)` refuses (`TooLarge`, exit 2) a run whose memory estimate exceeds
 the limit: ``--max-memory`` / ``MCSIM_MAX_MEMORY`` (e.g. "64G"), by default 80 % of this
@@ -83,7 +85,11 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
              "interpreter and libraries": PROCESS_BASELINE}
     n_datasets = 2 * len(computed(cfg.output.statistics)) * len(cfg.layers) + 6
     overhead = (16 << 10) + 1024 * n_datasets + 8 * k * cfg.network.input_dim   # header, inputs
-    return RunSize(int(sum(parts.values())), int(B * state + 2 * D + overhead), parts)
+    train_file = 0
+    if getattr(cfg, "training", None) is not None:      # [training]: the /training group
+        from ..training.accumulate import training_size
+        parts["training"], train_file = training_size(cfg)
+    return RunSize(int(sum(parts.values())), int(B * state + 2 * D + overhead + train_file), parts)
 
 
 def check_run_size(cfg, output=None, max_memory=None, threads: int | None = None) -> RunSize:

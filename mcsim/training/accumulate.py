@@ -30,6 +30,8 @@ storage depends on it and not the other way round).
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..stats.accumulator import BinnedMoments
@@ -37,8 +39,8 @@ from ..stats.quantities import Layout
 from ..stats.results import Estimate
 
 __all__ = ["training_layout", "TrainingWorker", "new_training_accumulator", "add_training_blocks",
-           "training_estimates", "TrainingResult", "result_of", "diverged_count", "warm_up_training",
-           "DATASETS"]
+           "training_estimates", "TrainingResult", "result_of", "diverged_count", "training_size",
+           "warm_up_training", "DATASETS"]
 
 #: estimate name -> (description, units)
 DATASETS = {
@@ -74,6 +76,31 @@ def new_training_accumulator(cfg) -> BinnedMoments:
     """An empty accumulator: jackknife bins x recorded steps x the training layout."""
     return BinnedMoments(cfg.ensemble.jackknife_bins, len(cfg.training.record), training_layout(cfg),
                          cfg.ensemble.block_size, cfg.ensemble.first_block)
+
+
+def training_size(cfg) -> tuple[int, int]:
+    """(memory per process, bytes in the output file) that ``[training]`` adds to a run, from
+    the config alone (``run.sizes.estimate_run``). With R recorded steps, M = 3 k n_L + 4
+    entries per network and step, B jackknife bins: the accumulator B R (M + M^2) 8 bytes,
+    about 3 times that while the jackknife estimates are formed, two blocks' states, the
+    per-call output buffer (at most BUFFER_BYTES, at least one block) and per thread the
+    network's parameters, forward pass and NTK; the file holds the accumulator and the
+    estimates (R (3 k n_L + 2 k^2 + 4) values and their errors)."""
+    tc, net = cfg.training, cfg.network
+    if tc is None:
+        return 0, 0
+    k, n_out, R, B = cfg.k, net.widths[-1], len(tc.record), cfg.ensemble.jackknife_bins
+    M = 3 * k * n_out + 4
+    state = 8 * R * (M + M * M)
+    block_out = 8 * cfg.ensemble.block_size * R * M
+    widths = [net.input_dim, *net.widths]
+    params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    P, Q, nmax = tc.n_train + k, (tc.n_train + k) * n_out, max(widths)
+    threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)))
+    scratch = 8 * (params + 2 * net.depth * P * nmax + 4 * Q * nmax + Q * Q)
+    memory = 4 * B * state + 2 * state + max(BUFFER_BYTES, block_out) + threads * scratch
+    file = B * state + 2 * 8 * R * (3 * k * n_out + 2 * k * k + 4)
+    return int(memory), int(file)
 
 
 def diverged_count(acc: BinnedMoments) -> int:
