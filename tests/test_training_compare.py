@@ -182,3 +182,50 @@ def test_training_as_xarray_and_pandas(sweep_files, tmp_path):
     pds = mcsim.open_result(tmp_path / "p.h5").to_xarray()
     np.testing.assert_allclose(pds.output_mean.values, predict_training(cfg).output_mean, rtol=1e-12)
     assert "output_mean_stderr" not in pds
+
+
+def test_collected_sweep_keeps_training_and_compares(tmp_path, capsys):
+    """A sweep over widths of a [training] config: `mcsim collect` copies each task's
+    /training estimates (not its accumulator), and `mcsim compare sweep.h5` fits them."""
+    from mcsim.cli import main
+    from mcsim.config import load_config
+    from tests.test_sweep import make_sweep
+    base = config_from_dict(raw_config(n=8, depth=2, networks=1024, block_size=64, bins=8)).to_toml()
+    path = make_sweep(tmp_path, 'base = "relu.toml"\n[vary]\n"network.width" = [8, 16]\n', base=base)
+    d = tmp_path / "sw"
+    assert main(["sweep", str(path), "-d", str(d)]) == 0
+    for i in (0, 1):
+        mcsim.simulate(load_config(d / f"tasks/{i}/config.toml"), output=d / f"tasks/{i}/result.h5", progress="off")
+    out = tmp_path / "sweep.h5"
+    assert main(["collect", str(d), "-o", str(out), "--strict"]) == 0
+    with h5py.File(out, "r") as f, h5py.File(d / "tasks/1/result.h5", "r") as src:
+        g = f["tasks/1/training"]
+        assert "accumulator" not in g and g.attrs["diverged"] == src["training"].attrs["diverged"]
+        for name in src["training"]:
+            if name != "accumulator":
+                np.testing.assert_array_equal(g[name][()], src["training"][name][()])
+    ms = read_measurements(out)
+    assert [m.widths[0] for m in ms] == [8, 16] and all(m.training for m in ms)
+    np.testing.assert_array_equal(ms[1].training["train_loss"].mean,
+                                  mcsim.open_result(d / "tasks/1/result.h5").training["train_loss"].mean)
+    assert len(training_width_sweep(ms).rows) > 0
+    capsys.readouterr()
+    assert main(["compare", str(out)]) == 0
+    assert "training: width sweep over 2 runs, n_(L-1) in [8, 16]" in capsys.readouterr().out
+    ds = mcsim.open_sweep(out).to_xarray()
+    assert ds.output_mean.dims == ("task", "step", "input_a", "output_unit")
+
+
+def test_compare_without_a_prediction_says_why(tmp_path, capsys):
+    """eta above the infinite-width stability limit (0.3955 here): the networks that stay
+    stable are averaged, there is no kernel prediction, and compare says so (exit 0, the
+    layer comparison stands)."""
+    from mcsim.cli import main
+    path = tmp_path / "big-eta.h5"
+    res = mcsim.simulate(config_from_dict(raw_config(n=8, depth=2, networks=512, block_size=32, eta=0.42)),
+                         output=path, progress="off")
+    assert res.training.diverged > 0 and res.training.networks > 0
+    capsys.readouterr()
+    assert main(["compare", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "training: not compared" in out and "stability limit" in out and "metric:" in out

@@ -226,6 +226,17 @@ def _groups(measurements):
     return list(groups.values())
 
 
+def _training_text(name: str, *args, **kw) -> str:
+    """The /training comparison (``analysis.training_compare.<name>``) as text, or one line
+    saying why there is none (no infinite-width prediction, e.g. eta above its stability
+    limit; runs with different [training] sections): the layer comparison still stands."""
+    from ..analysis import training_compare as T
+    try:
+        return getattr(T, name)(*args, **kw).text()
+    except ValueError as exc:
+        return f"training: not compared ({exc})"
+
+
 def _group_tag(m, i: int) -> str:
     """A file-name tag for one network of several: activation, depth and its index."""
     return f"{m.activation['name']}-L{len(m.widths)}-{i + 1}"
@@ -248,8 +259,7 @@ def cmd_compare(args) -> int:
             table = C.compare(ms[0], statistics=stats, layers=args.layer)
             print(table.text())
             if ms[0].training:                  # [training]: the trained ensemble, per step
-                from ..analysis.training_compare import compare_training
-                print(compare_training(ms[0]).text())
+                print(_training_text("compare_training", ms[0]))
             if args.plot:
                 for p in P.plot_layers(ms[0], args.plot):
                     print(f"wrote {p}")
@@ -265,8 +275,7 @@ def cmd_compare(args) -> int:
                 if args.tables:
                     print(table.text())
                     if m.training:
-                        from ..analysis.training_compare import compare_training
-                        print(compare_training(m).text())
+                        print(_training_text("compare_training", m))
                 else:
                     print(table.text().splitlines()[0] + "  |  " + "; ".join(
                         line.split(" (")[0] for line in table.text().splitlines()
@@ -278,8 +287,7 @@ def cmd_compare(args) -> int:
             if len(widths) < 2:
                 continue
             if all(m.training for m in group):  # [training]: X_inf + a/n per step and entry
-                from ..analysis.training_compare import training_width_sweep
-                print(training_width_sweep(group, order=args.order).text())
+                print(_training_text("training_width_sweep", group, order=args.order))
             sweep = C.width_sweep(group, statistics=tuple(s for s in stats if s != "kurtosis"),
                                   layers=args.layer, order=args.order)
             print(sweep.text())
