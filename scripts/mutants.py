@@ -230,7 +230,7 @@ MUTANTS = [
            "                os.fsync(dirfd)", "                pass",
            (T_DUR,), "the rename is not made durable (no fsync of the directory)"),
     Mutant("stored-blocks-off-by-one", "mcsim/storage/hdf5.py",
-           "a.attrs.update(blocks=acc.blocks,", "a.attrs.update(blocks=acc.blocks - 1,",
+           "        a.attrs.update(blocks=acc.blocks,", "        a.attrs.update(blocks=acc.blocks - 1,",
            (T_DRIVER,), "the stored accumulator claims one block fewer"),
     Mutant("merge-complete-any", "mcsim/storage/merge.py",
            "\"complete\": all(is_complete(r.attrs) for r in runs)",
@@ -294,6 +294,23 @@ MUTANTS = [
            "return np.asarray(net.lambda_W, dtype=np.float64), np.asarray(net.lambda_b, dtype=np.float64), flags",
            "return np.ones(net.depth), np.asarray(net.lambda_b, dtype=np.float64), flags",
            ("tests/test_ntk_reference.py",), "the weights' learning rates ignored by markov"),
+    # -- trained ensembles: compare, plan ---------------------------------------------------
+    Mutant("train-compare-deviation-target", "mcsim/analysis/training_compare.py",
+           '"output_mean": "output_mean", "linearised_mean": "output_mean", "deviation_mean": None,',
+           '"output_mean": "output_mean", "linearised_mean": "output_mean", "deviation_mean": "output_mean",',
+           ("tests/test_training_compare.py",), "network minus linearisation held against E z(t), not 0"),
+    Mutant("train-compare-step-shift", "mcsim/analysis/training_compare.py",
+           "x, s, p = float(est.mean[(r, *idx)]), float(est.stderr[(r, *idx)]), float(y[(r, *idx)])",
+           "x, s, p = float(est.mean[(r, *idx)]), float(est.stderr[(r, *idx)]), float(y[(r - 1, *idx)])",
+           ("tests/test_training_compare.py",), "each step compared with the previous step's prediction"),
+    Mutant("train-sweep-fan-in", "mcsim/analysis/training_compare.py",
+           "n_all = np.array([m.widths[-2] for m in ms], dtype=float)",
+           "n_all = np.array([m.widths[-2] ** 0.5 for m in ms], dtype=float)",
+           ("tests/test_training_compare.py",), "the width fit in 1/sqrt(n) instead of 1/n"),
+    Mutant("train-plan-steps-ignored", "mcsim/run/plan.py",
+           "return self.networks_needed * self.training_steps",
+           "return self.networks_needed",
+           ("tests/test_training_plan.py",), "the plan's training work not proportional to the steps"),
 ]
 
 
