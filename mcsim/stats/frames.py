@@ -149,7 +149,7 @@ def result_to_xarray(result):
         attrs["source"] = str(result.path)
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
     if getattr(result, "training", None):
-        tds = training_to_xarray(result.training, with_err=with_err)
+        tds = result.training.to_xarray(with_err=with_err)
         ds = ds.merge(tds, combine_attrs="override")
         ds.attrs.update(tds.attrs)
     return ds
@@ -161,19 +161,20 @@ def _training_dims(name: str, ndim: int) -> tuple:
     return ("step", "input_a", "input_b") if name.endswith("_covariance") else ("step", "input_a", "output_unit")
 
 
-def training_to_xarray(training, with_err: bool | None = None):
+def training_to_xarray(training, descriptions: dict | None = None, with_err: bool | None = None):
     """A ``TrainingResult`` (``res.training``) as an ``xarray.Dataset`` with a ``step``
-    dimension (see the module docstring). ``with_err``: add the ``_stderr`` twins (default:
-    unless every standard error is 0, as in a prediction)."""
-    from ..training.accumulate import DATASETS
+    dimension (see the module docstring). ``descriptions``: {name: (description, units)}
+    (``TrainingResult.to_xarray`` passes ``training.accumulate.DATASETS``); ``with_err``: add
+    the ``_stderr`` twins (default: unless every standard error is 0, as in a prediction)."""
     xr = _need("xarray")
+    descriptions = descriptions or {}
     if with_err is None:
         with_err = any(np.any(est.stderr != 0) for est in training.values())
     data_vars = {}
     for name, est in training.items():
         mean = np.asarray(est.mean, dtype=float)
         dims = _training_dims(name, mean.ndim)
-        desc, units = DATASETS.get(name, (name, ""))
+        desc, units = descriptions.get(name, (name, ""))
         data_vars[name] = (dims, mean, {"description": desc, "units": units, "group": "/training"})
         if with_err:
             data_vars[name + "_stderr"] = (dims, np.asarray(est.stderr, dtype=float), {

@@ -223,10 +223,10 @@ class TrainingResult(dict):
         self.steps, self.diverged, self.networks = np.asarray(steps), int(diverged), int(networks)
         return self
 
-    def to_xarray(self):
+    def to_xarray(self, with_err: bool | None = None):
         """An ``xarray.Dataset`` with a ``step`` dimension (``mcsim.stats.frames``; needs xarray)."""
         from ..stats.frames import training_to_xarray
-        return training_to_xarray(self)
+        return training_to_xarray(self, DATASETS, with_err=with_err)
 
     def to_pandas(self, entries: str = "distinct", statistics=None):
         """A tidy ``pandas.DataFrame``: one row per step, statistic and entry (``mcsim.stats.frames``)."""
