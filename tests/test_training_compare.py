@@ -132,14 +132,16 @@ def test_entries_and_refusals(sweep):
         compare_training(plain)
 
 
-def test_cli_compare_prints_training(sweep_files):
+def test_cli_compare_prints_training(sweep_files, tmp_path):
     proc = run_cli("compare", sweep_files[0])
     assert proc.returncode == 0, proc.stderr
     assert "training, 16,384 networks averaged" in proc.stdout and "train_loss" in proc.stdout
-    proc = run_cli("compare", *sweep_files, "--order", "1")
+    proc = run_cli("compare", *sweep_files, "--order", "1", "--plot", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "training: width sweep over 3 runs, n_(L-1) in [16, 32, 64]" in proc.stdout
     assert "n (X - prediction) per width at step 20" in proc.stdout
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"training-width-sweep.{ext}").stat().st_size > 1000
 
 
 # -- xarray / pandas ------------------------------------------------------------------------

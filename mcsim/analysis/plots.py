@@ -6,6 +6,8 @@ registry:
   under it a residual panel: the deviation in standard errors against layer.
 * ``plot_width_sweep``: entries against 1/n with the fitted line, the leading prediction at
   1/n = 0 and the predicted slope.
+* ``plot_training_sweep``: a trained ensemble's statistics at one recorded step against 1/n
+  with the fitted line and the infinite-width (kernel) prediction at 1/n = 0.
 * ``plot_kurtosis_depth``: the book's classic figure, the kurtosis against depth for several
   widths, measured against the leading prediction, and n times it, which collapses the widths
   onto one line at leading order.
@@ -26,8 +28,8 @@ from ..stats.statistics import get_statistic
 from .compare import (Measurement, WidthSweep, measurement_from_result, predicted_statistics,
                       prediction_for)
 
-__all__ = ["plot_layers", "plot_width_sweep", "plot_kurtosis_depth", "run_name", "figure_stem",
-           "layer_entries"]
+__all__ = ["plot_layers", "plot_width_sweep", "plot_kurtosis_depth", "plot_training_sweep", "run_name",
+           "figure_stem", "layer_entries"]
 
 MARKER_SIZE = 3.5          # points
 
@@ -314,6 +316,44 @@ def plot_kurtosis_depth(measurements, outdir, stem="kurtosis-depth", entry: int 
     bx.set_title("times the width: one curve at leading order", fontsize=7)
     hidden = _hidden_error_bars(ax, errors_a) or _hidden_error_bars(bx, errors_b)
     fig.suptitle(_title(ms[0]).rsplit(", widths", 1)[0], fontsize=8)
+    _caption(fig, hidden)
+    paths = _save(fig, outdir, stem)
+    plt.close(fig)
+    return paths
+
+
+def plot_training_sweep(sweep, outdir, stem="training-width-sweep", step=None, keys=None) -> list[str]:
+    """A ``TrainingWidthSweep`` (``analysis.training_compare``) at one recorded step (default:
+    the last): each statistic against 1/n_(L-1) with the fitted line and the infinite-width
+    prediction at 1/n = 0. Panels (default): the training and test loss, the first entry of
+    the mean output and of network minus linearisation, where fitted."""
+    plt = _plt()
+    step = int(max(k[0] for k in sweep.points)) if step is None else int(step)
+    if keys is None:
+        keys = []
+        for stat in ("train_loss", "test_loss", "output_mean", "deviation_mean"):
+            found = [k for k in sweep.points if k[0] == step and k[1] == stat]
+            keys.extend(found[:1])
+    if not keys:
+        raise ValueError(f"no fitted /training entries at step {step}")
+    fig, axes = plt.subplots(1, len(keys), figsize=(2.7 * len(keys), 2.7), constrained_layout=True,
+                             squeeze=False)
+    hidden = False
+    for ax, key in zip(axes[0], keys):
+        n, x, s = sweep.points[key]
+        fit = sweep.fits[key]
+        pred = sweep._prediction_of(key)
+        inv = np.linspace(0, 1.1 / n.min(), 100)
+        ax.plot(inv, sum(c * inv ** i for i, c in enumerate(fit.coef)), "-", color="C0", lw=1.2,
+                label="fit $X_\\infty + a/n$" + (" $+ b/n^2$" if fit.order == 2 else ""))
+        ax.errorbar(1 / n, x, s, fmt="o", ms=MARKER_SIZE, color="C0", capsize=2, label="measured $\\pm$ 1 s.e.")
+        ax.plot([0], [pred], "s", color="C3", ms=5, label="infinite width (kernel)")
+        ax.set_xlabel("$1/n_{L-1}$")
+        ax.set_ylabel(f"{key[1]} {key[2]}".strip() + f", t = {step}")
+        ax.set_xlim(left=-0.02 / n.min())
+        ax.legend(frameon=False)
+        hidden = _hidden_error_bars(ax, s) or hidden
+    fig.suptitle(_title(sweep.measurements[0]).rsplit(", widths", 1)[0] + ", trained", fontsize=8)
     _caption(fig, hidden)
     paths = _save(fig, outdir, stem)
     plt.close(fig)

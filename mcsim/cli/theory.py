@@ -237,6 +237,21 @@ def _training_text(name: str, *args, **kw) -> str:
         return f"training: not compared ({exc})"
 
 
+def _plot_training(group, args, tag, taken) -> None:
+    """``training-width-sweep.png`` for a width group of [training] runs (nothing where the
+    runs cannot be compared: ``_training_text`` has said why)."""
+    from ..analysis import plots as P
+    from ..analysis.training_compare import training_width_sweep
+    try:
+        sweep = training_width_sweep(group, order=args.order)
+    except ValueError:
+        return
+    if len(sweep.rows):
+        for p in P.plot_training_sweep(sweep, args.plot, stem=P.figure_stem("training-width-sweep", tag,
+                                                                              taken=taken)):
+            print(f"wrote {p}")
+
+
 def _group_tag(m, i: int) -> str:
     """A file-name tag for one network of several: activation, depth and its index."""
     return f"{m.activation['name']}-L{len(m.widths)}-{i + 1}"
@@ -288,6 +303,8 @@ def cmd_compare(args) -> int:
                 continue
             if all(m.training for m in group):  # [training]: X_inf + a/n per step and entry
                 print(_training_text("training_width_sweep", group, order=args.order))
+                if args.plot:
+                    _plot_training(group, args, tag, taken)
             sweep = C.width_sweep(group, statistics=tuple(s for s in stats if s != "kurtosis"),
                                   layers=args.layer, order=args.order)
             print(sweep.text())
