@@ -88,7 +88,7 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
     train_file = 0
     if getattr(cfg, "training", None) is not None:      # [training]: the /training group
         from ..training.accumulate import training_size
-        parts["training"], train_file = training_size(cfg)
+        parts["training"], train_file = training_size(cfg, threads)
     return RunSize(int(sum(parts.values())), int(B * state + 2 * D + overhead + train_file), parts)
 
 

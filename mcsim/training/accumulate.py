@@ -78,7 +78,7 @@ def new_training_accumulator(cfg) -> BinnedMoments:
                          cfg.ensemble.block_size, cfg.ensemble.first_block)
 
 
-def training_size(cfg) -> tuple[int, int]:
+def training_size(cfg, threads: int | None = None) -> tuple[int, int]:
     """(memory per process, bytes in the output file) that ``[training]`` adds to a run, from
     the config alone (``run.sizes.estimate_run``). With R recorded steps, M = 3 k n_L + 4
     entries per network and step, B jackknife bins: the accumulator B R (M + M^2) 8 bytes,
@@ -96,7 +96,7 @@ def training_size(cfg) -> tuple[int, int]:
     widths = [net.input_dim, *net.widths]
     params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
     P, Q, nmax = tc.n_train + k, (tc.n_train + k) * n_out, max(widths)
-    threads = max(1, int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)))
+    threads = max(1, int(threads or os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)))
     scratch = 8 * (params + 2 * net.depth * P * nmax + 4 * Q * nmax + Q * Q)
     memory = 4 * B * state + 2 * state + max(BUFFER_BYTES, block_out) + threads * scratch
     file = B * state + 2 * 8 * R * (3 * k * n_out + 2 * k * k + 4)
