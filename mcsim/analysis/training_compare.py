@@ -67,7 +67,8 @@ def training_entries(name: str, shape: tuple) -> list[tuple[tuple, str]]:
 def _measurement(m) -> Measurement:
     m = m if isinstance(m, Measurement) else measurement_from_result(m)
     if not m.training or m.config is None or getattr(m.config, "training", None) is None:
-        raise ValueError(f"{m.label}: no /training group (the run has no [training] section)")
+        raise ValueError(f"{m.label}: no /training group (the run has no [training] section) or no "
+                         "trained network in it")
     return m
 
 
