@@ -71,48 +71,52 @@ def _backward(Ws, zs, l, k, d1):
     gs = {l: g}
     for m in range(l, 1, -1):                  # from layer m to layer m-1
         # g^(m-1)_{u;j'a} = sum_j g^(m)_{u;ja} W^(m)_{jj'} sigma'(z^(m-1)_{j';a})
-        g = np.einsum("Buaj,Bji->Buai", g, Ws[m - 1]) * d1(zs[m - 2]).transpose(0, 2, 1)[:, None]
+        g = (g @ Ws[m - 1][:, None]) * d1(zs[m - 2]).transpose(0, 2, 1)[:, None]
         gs[m - 1] = g
     return gs
 
 
 def _dntk(Ws, zs, ss, l, k, fan, lb, lw, d1, d2):
     """dH[B, i0, a0, u, v, a, b] = D_v Hhat^(l)_{uv;ab} along v = lambda * grad z_{i0;a0}."""
-    ein = np.einsum
     gs = _backward(Ws, zs, l, k, d1)
     B = zs[0].shape[0]
-    # tangents of the parameters, one direction per (i0, a0): index D = (i0, a0), (B, 2, k, ...)
-    dW = {m: (lw[m - 1] / fan[m - 1]) * ein("Bdaj,Bia->Bdaji", gs[m], ss[m - 1])
-          for m in range(1, l + 1)}            # (B, i0, a0, n_m, n_{m-1})
-    db = {m: lb[m - 1] * gs[m] for m in range(1, l + 1)}        # (B, i0, a0, n_m)
-    # tangent forward pass: dz^(m)_{j;a} per direction (B, i0, a0, n_m, a)
+    T = lambda a: np.swapaxes(a, -1, -2)                         # noqa: E731
+    # tangents of the parameters, one direction per (i0, a0), leading axes (B, i0, a0):
+    # dW^(m) (B, 2, k, n_m, n_{m-1}), db^(m) (B, 2, k, n_m)
+    dW = {m: (lw[m - 1] / fan[m - 1]) * gs[m][..., :, None] * T(ss[m - 1])[:, None, :, None, :]
+          for m in range(1, l + 1)}
+    db = {m: lb[m - 1] * gs[m] for m in range(1, l + 1)}
+    # tangent forward pass: dz^(m), ds^(m) (B, 2, k, n_m, k)
     dz, ds = {}, {0: np.zeros((B, 2, k) + ss[0].shape[1:])}
     for m in range(1, l + 1):
-        dz[m] = (db[m][..., None] + ein("Bdcji,Bia->Bdcja", dW[m], ss[m - 1])
-                 + ein("Bji,Bdcia->Bdcja", Ws[m - 1], ds[m - 1]))
+        dz[m] = (db[m][..., None] + dW[m] @ ss[m - 1][:, None, None]
+                 + Ws[m - 1][:, None, None] @ ds[m - 1])
         ds[m] = d1(zs[m - 1])[:, None, None] * dz[m]
-    # tangent backward pass: dg^(m) per direction (B, i0, a0, u, a, n_m)
+    # tangent backward pass: dg^(m) (B, 2, k, u, a, n_m)
     dgs = {l: np.zeros((B, 2, k) + gs[l].shape[1:])}
     for m in range(l, 1, -1):
-        g, dg = gs[m], dgs[m]
-        p = d1(zs[m - 2]).transpose(0, 2, 1)                     # (B, a, n_{m-1})
-        dp = d2(zs[m - 2]).transpose(0, 2, 1)[:, None, None] * dz[m - 1].transpose(0, 1, 2, 4, 3)
-        gW = ein("Buaj,Bji->Buai", g, Ws[m - 1])
-        dgs[m - 1] = ((ein("Bdcuaj,Bji->Bdcuai", dg, Ws[m - 1])
-                       + ein("Buaj,Bdcji->Bdcuai", g, dW[m])) * p[:, None, None, None]
-                      + gW[:, None, None] * dp[:, :, :, None])
+        g, dg, W = gs[m], dgs[m], Ws[m - 1]
+        p = T(d1(zs[m - 2]))                                     # (B, a, n_{m-1})
+        dp = T(d2(zs[m - 2]))[:, None, None] * T(dz[m - 1])       # (B, 2, k, a, n_{m-1})
+        gW = g @ W[:, None]                                      # (B, u, a, n_{m-1})
+        dgs[m - 1] = ((dg @ W[:, None, None, None] + g[:, None, None] @ dW[m][:, :, :, None])
+                      * p[:, None, None, None] + gW[:, None, None] * dp[:, :, :, None])
     # tangent of Hhat_{uv;ab} = sum_m (g g^T)_{ua,vb} c^(m)_{ab}
-    dH = np.zeros((B, 2, k, 2, 2, k, k))
+    dH = np.zeros((B, 2, k, 2, k, 2, k))
     for m in range(1, l + 1):
-        g, dg = gs[m], dgs[m]
-        s = ss[m - 1]
-        c = lb[m - 1] + lw[m - 1] / fan[m - 1] * ein("Bja,Bjb->Bab", s, s)
-        dc = lw[m - 1] / fan[m - 1] * (ein("Bdcja,Bjb->Bdcab", ds[m - 1].transpose(0, 1, 2, 3, 4), s)
-                                       + ein("Bja,Bdcjb->Bdcab", s, ds[m - 1]))
-        gg = ein("Buaj,Bvbj->Buvab", g, g)
-        dgg = ein("Bdcuaj,Bvbj->Bdcuvab", dg, g) + ein("Buaj,Bdcvbj->Bdcuvab", g, dg)
-        dH += dgg * c[:, None, None, None, None] + gg[:, None, None] * dc[:, :, :, None, None]
-    return dH
+        g, dg, s = gs[m], dgs[m], ss[m - 1]
+        n = g.shape[-1]
+        c = lb[m - 1] + lw[m - 1] / fan[m - 1] * (T(s) @ s)      # (B, a, b)
+        dc = lw[m - 1] / fan[m - 1] * (T(ds[m - 1]) @ s[:, None, None]
+                                       + T(s)[:, None, None] @ ds[m - 1])
+        g2 = g.reshape(B, 2 * k, n)
+        dg2 = dg.reshape(B, 2, k, 2 * k, n)
+        gg = (g2 @ T(g2)).reshape(B, 2, k, 2, k)                 # (B, u, a, v, b)
+        dgg = dg2 @ T(g2)[:, None, None]
+        dgg = (dgg + T(dgg)).reshape(B, 2, k, 2, k, 2, k)        # (B, i0, a0, u, a, v, b)
+        dH += (dgg * c[:, None, None, None, :, None, :]
+               + gg[:, None, None] * dc[:, :, :, None, :, None, :])
+    return dH.transpose(0, 1, 2, 3, 5, 4, 6)                     # (B, i0, a0, u, v, a, b)
 
 
 def _mean_se(values):

@@ -45,7 +45,7 @@ from .quadrature import expect, iter_grid
 from .recursions import _distinct
 
 __all__ = ["DNTKLayerPrediction", "DNTKPrediction", "predict_dntk", "to_book", "from_book",
-           "DNTK_STATISTICS"]
+           "format_dntk", "DNTK_STATISTICS"]
 
 #: the registry names of the two statistics (dataset names ``/layers/<l>/dntk_P``, ``dntk_Q``)
 DNTK_STATISTICS = ("dntk_P", "dntk_Q")
@@ -213,3 +213,28 @@ def predict_dntk(activation, inputs, widths, C_W, C_b, lambda_b=1.0, lambda_W=1.
                                   P=Pl[ix], Q=Ql[ix])
               for l, (Pl, Ql) in enumerate(out, start=1)]
     return DNTKPrediction(inputs=x, widths=widths, layers=layers)
+
+
+def format_dntk(prediction, layers=None, show_all: bool = False, limit: int = 8) -> str:
+    """Text for ``mcsim theory``: per layer the entries of P and Q (``LayerPrediction.
+    dntk_moments`` of a ``recursions.Prediction``), inputs numbered from 1; at most ``limit``
+    entries per layer (the single-input ones first) unless ``show_all``."""
+    lines = ["dNTK-preactivation correlations at leading order, n_(l-1) times: "
+             "P[a0a1a2a3] = n E[dH_{112;a0a1a2} z_{2;a3}], Q[a0a1a2a3] = n E[dH_{122;a0a1a2} "
+             "z_{1;a3}]"]
+    for p in prediction.layers:
+        m = p.dntk_moments
+        if m is None or (layers and p.layer not in layers):
+            continue
+        k = m.P.shape[0]
+        entries = [(a,) * 4 for a in range(k)] + [i for i in np.ndindex(k, k, k, k)
+                                                  if len(set(i)) > 1]
+        shown = entries if show_all else entries[:limit]
+        lines.append(f"layer {p.layer}  (n_{p.layer - 1} = {p.fan_in})")
+        lines.append(f"  {'entry':<10} {'P':>14} {'Q':>14}")
+        for i in shown:
+            lines.append(f"  [{''.join(str(a + 1) for a in i)}]{'':<4} {m.P[i]:14.7g} "
+                         f"{m.Q[i]:14.7g}")
+        if len(shown) < len(entries):
+            lines.append(f"  ... {len(entries) - len(shown)} more entries (--all)")
+    return "\n".join(lines)
