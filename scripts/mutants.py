@@ -58,6 +58,7 @@ T_EST = "tests/test_estimators.py"
 T_MOM = "tests/test_moments.py"
 T_DRIVER = "tests/test_driver.py"
 T_REC = "tests/test_theory_recursions.py"
+T_DNTK = "tests/test_dntk_theory.py"
 T_REC_MC = ("tests/test_theory_recursions.py::test_metric_correction_propagates_with_the_width_ratio",
             "tests/test_theory_recursions.py::test_metric_correction_against_numpy_monte_carlo",
             "tests/test_theory_recursions.py::test_unequal_widths_ratio")
@@ -294,6 +295,36 @@ MUTANTS = [
            "return np.asarray(net.lambda_W, dtype=np.float64), np.asarray(net.lambda_b, dtype=np.float64), flags",
            "return np.ones(net.depth), np.asarray(net.lambda_b, dtype=np.float64), flags",
            ("tests/test_ntk_reference.py",), "the weights' learning rates ignored by markov"),
+    # -- dNTK theory (mcsim/theory/dntk.py; tests/test_dntk_theory.py) ----------------------
+    Mutant("dntk-sigma2-terms-dropped", "mcsim/theory/dntk.py",
+           "    Pn = lw * cw * ein(\"bc,bcad->abcd\", Th, Y4) + diag\n",
+           "    Pn = lw * cw * ein(\"bc,bcad->abcd\", Th, Y4)\n",
+           (T_DNTK,), "P without the single-unit sigma'' terms (d sigma'/dtheta)",
+           extra=("-k", "layer2_exact")),
+    Mutant("dntk-Q-one-ordering", "mcsim/theory/dntk.py",
+           "    Qn = lw * cw * (ein(\"ab,abcd->abcd\", Th, Y4) + ein(\"ac,acbd->abcd\", Th, Y4)) + diag",
+           "    Qn = lw * cw * 2 * ein(\"ab,abcd->abcd\", Th, Y4) + diag",
+           (T_DNTK,), "Q's weight term symmetrised wrongly (only a1 next to a0)",
+           extra=("-k", "layer2_exact")),
+    Mutant("dntk-P-propagation-dropped", "mcsim/theory/dntk.py",
+           "                             + ein(\"ab,dch,abch->abcd\", Dp, Yd, P))",
+           "                             )",
+           (T_DNTK,), "P of layer l not propagated to layer l+1",
+           extra=("-k", "closed_form")),
+    Mutant("dntk-width-ratio-inverted", "mcsim/theory/dntk.py",
+           "                         fan_in[t] / fan_in[t - 1], q)",
+           "                         fan_in[t - 1] / fan_in[t], q)",
+           (T_DNTK,), "r = n_l/n_{l-1} inverted in the two-unit terms",
+           extra=("-k", "closed_form")),
+    Mutant("dntk-F-index-order", "mcsim/theory/dntk.py",
+           "        Pn += r * lw * cw * ein(\"abe,dch,bech->abcd\", Yd, Yd, F)",
+           "        Pn += r * lw * cw * ein(\"abe,dch,bhce->abcd\", Yd, Yd, F)",
+           (T_DNTK,), "F's unit-1/unit-2 inputs exchanged in P's weight term",
+           extra=("-k", "width_extrapolation and relu")),
+    Mutant("dntk-book-Q-order", "mcsim/theory/dntk.py",
+           "    return np.asarray(P).copy(), np.einsum(\"abcd->adbc\", np.asarray(Q))",
+           "    return np.asarray(P).copy(), np.einsum(\"abcd->acdb\", np.asarray(Q))",
+           (T_DNTK,), "to_book with the wrong index permutation", extra=("-k", "book")),
 ]
 
 
