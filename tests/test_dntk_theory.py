@@ -108,9 +108,9 @@ def test_layers_3_4_width_extrapolation(name, C_W):
     """Architecture 3-n-n-n-2 with n = 16, 32, k = 2 inputs, C_b = 0: the two-width
     extrapolation X_inf = (n2 X(n2) - n1 X(n1)) / (n2 - n1) of every entry of P and Q agrees
     with the leading order within 5 of its standard errors + 0.15 max|X|. The second term
-    bounds the O(1/(n1 n2)) remainder of the extrapolation: measured with widths 8, 16, 32
-    (and 16, 32, 64 at layer 3) it is at most 0.14 max|X| for ReLU at layer 4 (the largest
-    finite-width effects here), under 0.05 max|X| for tanh."""
+    bounds the O(1/(n1 n2)) remainder of the extrapolation: for ReLU with one input at layer 4
+    (the largest finite-width effects here) the extrapolations from widths (8, 16) and
+    (16, 32) put it at about 0.09 max|X| for (16, 32) (docs/dntk-theory.md)."""
     lb, lw = 0.7, 1.3
     n1, n2, N = 16, 32, 8000
     act = get_activation(name)

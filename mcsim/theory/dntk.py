@@ -5,7 +5,8 @@ Conventions (as in the issue that defines the dNTK statistics): learning rates l
 for the biases of layer l and lambda_W^(l) / n_{l-1} for its weights; layer l taken as the
 output,
 
-    dHhat_{i0 i1 i2; a0 a1 a2} = sum_mu lambda_mu dz_{i0;a0}/dtheta_mu dHhat_{i1 i2; a1 a2}/dtheta_mu
+    dHhat_{i0 i1 i2; a0 a1 a2}
+        = sum_mu lambda_mu dz_{i0;a0}/dtheta_mu dHhat_{i1 i2; a1 a2}/dtheta_mu
 
 (symmetric under (i1 a1) <-> (i2 a2)). With n = n_{l-1} and two distinct units 1, 2:
 
