@@ -58,6 +58,7 @@ T_EST = "tests/test_estimators.py"
 T_MOM = "tests/test_moments.py"
 T_DRIVER = "tests/test_driver.py"
 T_REC = "tests/test_theory_recursions.py"
+T_DNTK = "tests/test_dntk_theory.py"
 T_REC_MC = ("tests/test_theory_recursions.py::test_metric_correction_propagates_with_the_width_ratio",
             "tests/test_theory_recursions.py::test_metric_correction_against_numpy_monte_carlo",
             "tests/test_theory_recursions.py::test_unequal_widths_ratio")
@@ -311,6 +312,36 @@ MUTANTS = [
            "return self.networks_needed * self.training_steps",
            "return self.networks_needed",
            ("tests/test_training_plan.py",), "the plan's training work not proportional to the steps"),
+    # -- dNTK theory (mcsim/theory/dntk.py; tests/test_dntk_theory.py) ----------------------
+    Mutant("dntk-sigma2-terms-dropped", "mcsim/theory/dntk.py",
+           "    Pn = lw * cw * ein(\"bc,bcad->abcd\", Th, Y4) + diag\n",
+           "    Pn = lw * cw * ein(\"bc,bcad->abcd\", Th, Y4)\n",
+           (T_DNTK,), "P without the single-unit sigma'' terms (d sigma'/dtheta)",
+           extra=("-k", "layer2_exact")),
+    Mutant("dntk-Q-wrong-ntk-entry", "mcsim/theory/dntk.py",
+           "    Qn = lw * cw * (ein(\"ab,abcd->abcd\", Th, Y4) + ein(\"ac,acbd->abcd\", Th, Y4)) + diag",
+           "    Qn = lw * cw * (ein(\"bc,abcd->abcd\", Th, Y4) + ein(\"ac,acbd->abcd\", Th, Y4)) + diag",
+           (T_DNTK,), "Q's weight term with H[a1,a2] where H[a0,a1] belongs",
+           extra=("-k", "layer2_exact")),
+    Mutant("dntk-P-propagation-dropped", "mcsim/theory/dntk.py",
+           "                             + ein(\"ab,dch,abch->abcd\", Dp, Yd, P))",
+           "                             )",
+           (T_DNTK,), "P of layer l not propagated to layer l+1",
+           extra=("-k", "closed_form")),
+    Mutant("dntk-width-ratio-inverted", "mcsim/theory/dntk.py",
+           "                         fan_in[t] / fan_in[t - 1], q)",
+           "                         fan_in[t - 1] / fan_in[t], q)",
+           (T_DNTK,), "r = n_l/n_{l-1} inverted in the two-unit terms",
+           extra=("-k", "closed_form")),
+    Mutant("dntk-Q-F-term-dropped", "mcsim/theory/dntk.py",
+           "        Qn += r * lw * cw * (ein(",
+           "        Qn += 0 * r * lw * cw * (ein(",
+           (T_DNTK,), "Q without the NTK-preactivation correlation F of the previous layer",
+           extra=("-k", "closed_form or width_extrapolation")),
+    Mutant("dntk-book-Q-order", "mcsim/theory/dntk.py",
+           "    return np.asarray(P).copy(), np.einsum(\"abcd->adbc\", np.asarray(Q))",
+           "    return np.asarray(P).copy(), np.einsum(\"abcd->acdb\", np.asarray(Q))",
+           (T_DNTK,), "to_book with the wrong index permutation", extra=("-k", "book")),
 ]
 
 

@@ -11,7 +11,7 @@ from mcsim.analysis import plots as P
 from mcsim.cli import main
 from mcsim.config import config_from_dict
 from mcsim.storage.hdf5 import write_header, write_layers
-from mcsim.theory.recursions import predict_config
+from mcsim.theory.full import predict_config
 
 X = [[1.2, 0.5, -0.3], [0.1, -0.8, 1.0]]
 

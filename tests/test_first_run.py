@@ -14,7 +14,7 @@ import pytest
 
 import mcsim
 from mcsim.run import warmup
-from mcsim.theory.recursions import predict_config
+from mcsim.theory.full import predict_config
 from mcsim.theory.store import write_prediction
 from tests.conftest import ROOT, SMALL, run_cli, write_config
 

@@ -13,7 +13,7 @@ import mcsim
 from mcsim.analysis.compare import compare
 from mcsim.errors import ResultFileError
 from mcsim.stats.statistics import STATISTICS
-from mcsim.theory.recursions import predict_config
+from mcsim.theory.full import predict_config
 from mcsim.theory.store import write_prediction
 from tests.test_compare import _cfg, _write_sweep
 

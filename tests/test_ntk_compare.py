@@ -16,7 +16,7 @@ import mcsim
 from mcsim.analysis.compare import compare
 from mcsim.config import config_from_dict
 from mcsim.theory.ntk import predict_ntk
-from mcsim.theory.recursions import predict_config
+from mcsim.theory.full import predict_config
 from mcsim.theory.store import write_prediction
 
 NTK_STATS = ["ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"]

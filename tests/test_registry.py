@@ -161,7 +161,7 @@ def test_every_statistic_has_consistent_entries():
 def test_prediction_file_reads_back_every_dataset(tmp_path):
     """`mcsim theory -o` writes ntk, metric_leading, ...; the one reader returns them all."""
     from mcsim.cli import main
-    from mcsim.theory.recursions import predict_config
+    from mcsim.theory.full import predict_config
     cfg_path = tmp_path / "c.toml"
     cfg_path.write_text(_config(["metric"], sampler="markov").to_toml())
     assert main(["theory", str(cfg_path), "-o", str(tmp_path / "p.h5")]) == 0

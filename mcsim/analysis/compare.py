@@ -32,7 +32,8 @@ from ..storage.reader import (check_header, check_run_attrs, open_file, read_con
                               read_training_result)
 from ..stats.statistics import STATISTICS as _REGISTRY, entry_label, get_statistic
 from ..laws import GAUSSIAN, parse_law
-from ..theory.recursions import Prediction, predict
+from ..theory.full import predict
+from ..theory.recursions import Prediction
 from ..theory.weight_laws import apply_laws
 
 __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
@@ -42,7 +43,8 @@ __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
 
 def predicted_statistics() -> tuple[str, ...]:
     """The registered statistics that have a prediction, in registry order."""
-    return tuple(n for n, s in _REGISTRY.items() if s.prediction is not None)
+    return tuple(n for n, s in _REGISTRY.items()
+                 if s.prediction is not None or n in _FALLBACK_HOOKS)
 
 
 _NAME = f"U{max(len(n) for n in _REGISTRY) + 8}"   # never truncates a registered name
@@ -154,20 +156,46 @@ _CACHE: dict = {}
 def prediction_for(m: Measurement) -> Prediction:
     """The 1/n prediction for a measurement's network (cached per network)."""
     ntk = any(stat.startswith("ntk") for layer in m.layers.values() for stat in layer)
+    dntk = any(stat.startswith("dntk") for layer in m.layers.values() for stat in layer)
     lb, lw = m.lambda_b or 1.0, m.lambda_W or 1.0
     key = (json.dumps(m.activation, sort_keys=True), m.inputs.tobytes(), m.inputs.shape,
-           m.widths, m.C_W, m.C_b, ntk, (lb, lw) if ntk else None, m.weights, m.biases)
+           m.widths, m.C_W, m.C_b, ntk, dntk, (lb, lw) if ntk or dntk else None, m.weights,
+           m.biases)
     if key not in _CACHE:
-        # the NTK fluctuations (A, B, D, F) only for a measurement that holds NTK statistics
+        # the NTK fluctuations (A, B, D, F) and the dNTK (P, Q) only for a measurement that
+        # holds such statistics
         _CACHE[key] = apply_laws(
             predict(m.activation, m.inputs, m.widths, m.C_W, m.C_b, ntk=False, lambda_b=lb,
-                    lambda_W=lw, ntk_moments=ntk), m.weights, m.biases)
+                    lambda_W=lw, ntk_moments=ntk, dntk_moments=dntk), m.weights, m.biases)
     return _CACHE[key]
+
+
+def _dntk_hook(part):
+    """Prediction of ``dntk_P`` / ``dntk_Q`` from ``LayerPrediction.dntk_moments`` (leading
+    order, no 1/n coefficient); NaN (not predicted) where it was not computed."""
+    def hook(p):
+        m = getattr(p, "dntk_moments", None)
+        if m is None:
+            nan = np.full((p.kernel.shape[0],) * 4, np.nan)
+            return nan, nan, None
+        value = getattr(m, part)
+        return value, value, None
+    return hook
+
+
+#: used when the registry's entry of a dNTK statistic has no prediction hook of its own
+_FALLBACK_HOOKS = {"dntk_P": _dntk_hook("P"), "dntk_Q": _dntk_hook("Q")}
+
+
+def _hook(stat):
+    """The prediction hook of a statistic: the registry's, else a fallback, else None."""
+    own = get_statistic(stat).prediction
+    return own if own is not None else _FALLBACK_HOOKS.get(stat)
 
 
 def _predicted(p, stat):
     """(prediction, leading, correction or None) arrays for one layer's statistic."""
-    return get_statistic(stat).prediction(p)
+    return _hook(stat)(p)
 
 
 @dataclass(eq=False)
@@ -247,7 +275,7 @@ def compare(measurement, prediction: Prediction | None = None, statistics=None,
             continue
         pl = p.layer(l)
         for stat in statistics:
-            if stat not in m.layers[l] or get_statistic(stat).prediction is None:
+            if stat not in m.layers[l] or _hook(stat) is None:
                 continue
             mean, err = m.layers[l][stat]
             pred, lead, _ = _predicted(pl, stat)
@@ -420,7 +448,7 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
         for stat in statistics:
             if not all(stat in m.layers[l] for m in ms):
                 continue
-            if get_statistic(stat).prediction is None:
+            if _hook(stat) is None:
                 continue
             for idx in get_statistic(stat).distinct(ms[0].k):
                 n = np.array([m.fan_in[l] for m in ms], dtype=float)

@@ -1,6 +1,6 @@
 """`mcsim theory` and `mcsim compare` (registered by ``add_commands``; see mcsim/cli.py).
 
-    mcsim theory CONFIG [-o FILE] [--layer L] [--all] [--ntk]
+    mcsim theory CONFIG [-o FILE] [--layer L] [--all] [--ntk] [--dntk]
                                                            predictions for a configuration,
                                                            each layer's share of the NTK
     mcsim theory criticality ACTIVATION [--param X] [--depth L] [--input-norm Q]
@@ -30,8 +30,9 @@ def add_commands(subparsers) -> None:
         "six-point vertex at leading order and the mean NTK for the network of CONFIG, and each "
         "layer's contribution to the output layer's mean NTK H^(L) (learning rates [network] "
         "lambda_b, lambda_W, default 1.0); --ntk adds the NTK mean to order 1/n (H + H1/n_(l-1)) "
-        "and its fluctuations A, B, D, F; -o stores the predictions in HDF5 with the layout of a "
-        "measurement (kind = \"prediction\"). `mcsim theory criticality ACTIVATION`: the "
+        "and its fluctuations A, B, D, F; --dntk (or dntk_P / dntk_Q in the config's "
+        "statistics) the dNTK-preactivation correlations P, Q; -o stores the predictions in "
+        "HDF5 with the layout of a measurement (kind = \"prediction\"). `mcsim theory criticality ACTIVATION`: the "
         "susceptibilities, the critical (C_b, C_W), the universality class of an activation, and "
         "the per-layer learning rates lambda_b^(l), lambda_W^(l) with which every layer "
         "contributes equally to the NTK (learning-rate equivalence principle) for a network of "
@@ -47,6 +48,9 @@ def add_commands(subparsers) -> None:
     t.add_argument("--no-ntk", action="store_true", help="skip the NTK mean and contributions")
     t.add_argument("--ntk", action="store_true", help="also print the NTK mean to order 1/n "
                    "and its fluctuations A, B, D, F (leading order)")
+    t.add_argument("--dntk", action="store_true", help="also print (and with -o store) the "
+                   "dNTK-preactivation correlations dntk_P, dntk_Q at leading order (automatic "
+                   "when the config asks for them)")
     t.add_argument("--depth", type=int, default=10, help="with `criticality`: number of layers "
                    "L for the equivalence-principle learning rates (default 10)")
     t.add_argument("--input-norm", type=float, default=1.0, help="with `criticality`: x.x/n_0 "
@@ -95,7 +99,7 @@ def cmd_theory(args) -> int:
         return _err("theory", f"unexpected argument {args.activation!r} (only `mcsim theory "
                     "criticality ACTIVATION` takes a second argument)", EXIT_USAGE)
     from ..config import ConfigError, load_config
-    from ..theory.recursions import predict_config
+    from ..theory.full import predict_config
     from ..theory.store import format_prediction, write_prediction
     try:
         cfg = load_config(args.target)
@@ -105,7 +109,8 @@ def cmd_theory(args) -> int:
     training = None
     try:
         lb, lw = config_learning_rates(cfg)
-        pred = predict_config(cfg, ntk=not args.no_ntk, lambda_b=lb, lambda_W=lw)
+        pred = predict_config(cfg, ntk=not args.no_ntk, lambda_b=lb, lambda_W=lw,
+                              **({"dntk_moments": True} if args.dntk else {}))
         if cfg.training is not None:            # [training]: the infinite-width trained ensemble
             from ..theory.training import format_training_prediction, predict_training
             training = predict_training(cfg)
@@ -119,6 +124,9 @@ def cmd_theory(args) -> int:
             print(_ntk_text(cfg, lb, lw, args))
         except ValueError as exc:
             return _err("theory", exc, EXIT_USAGE)
+    if any(p.dntk_moments is not None for p in pred.layers):
+        from ..theory.dntk import format_dntk
+        print(format_dntk(pred, layers=args.layer, show_all=args.all))
     if args.output:
         try:
             write_prediction(args.output, pred, cfg, training=training)

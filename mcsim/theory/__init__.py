@@ -8,9 +8,11 @@
 Modules:
     quadrature   Gaussian quadrature rules (piecewise Gauss-Legendre split at kinks)
     gaussian     <f(z)>_K for activations, closed forms, derivatives in K (Price's theorem)
-    recursions   per-layer K, V, G^{1} (1/n metric correction), NTK mean
+    recursions   per-layer K, V, G^{1} (1/n metric correction), NTK mean (the core)
+    full         predict / predict_config: the core plus NTK fluctuations, dNTK, laws
     ntk          NTK mean to 1/n (H + H1/n), fluctuations A, B, D, F, per-layer
                  contributions to H^(L), equivalence-principle learning rates
+    dntk         the dNTK-preactivation correlations P, Q at leading order (book ch. 11)
     ntk_gaussian the mixed Gaussian moments of sigma and sigma' the NTK recursions need
     gaussian_higher  six-point function, derivatives of the four-point function (Hermite)
     six_point    the six-point vertex at leading order
@@ -24,10 +26,13 @@ from .gaussian import derivative_two_point, four_point, two_point, two_point_jac
 from .ntk import (NTKContributions, NTKLayerPrediction, NTKPrediction,
                   equivalence_learning_rates, ntk_contributions, predict_ntk,
                   predict_ntk_config)
-from .recursions import LayerPrediction, Prediction, predict, predict_config
+from .dntk import DNTKLayerPrediction, DNTKPrediction, predict_dntk
+from .full import predict, predict_config
+from .recursions import LayerPrediction, Prediction
 
 __all__ = ["predict", "predict_config", "Prediction", "LayerPrediction", "two_point",
            "four_point", "derivative_two_point", "two_point_jacobian", "chi_parallel",
            "chi_perpendicular", "fixed_points", "kernel_map", "find_criticality", "summary",
            "predict_ntk", "predict_ntk_config", "NTKPrediction", "NTKLayerPrediction",
-           "NTKContributions", "ntk_contributions", "equivalence_learning_rates"]
+           "NTKContributions", "ntk_contributions", "equivalence_learning_rates",
+           "predict_dntk", "DNTKPrediction", "DNTKLayerPrediction"]

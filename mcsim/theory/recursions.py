@@ -52,7 +52,7 @@ import numpy as np
 
 from . import gaussian as _g
 
-__all__ = ["LayerPrediction", "Prediction", "predict", "predict_config", "first_layer_kernel"]
+__all__ = ["LayerPrediction", "Prediction", "predict", "first_layer_kernel"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +69,7 @@ class LayerPrediction:
     six_point: np.ndarray | None = None           # S^(l), (k,)*6, leading order
     ntk_moments: object = None  # ntk.NTKLayerPrediction (H + H1/n, A, B, D, F) when asked for
     unit_cumulant: np.ndarray | None = None   # U^(l), (k, k, k, k); None for Gaussian laws
+    dntk_moments: object = None  # dntk.DNTKLayerPrediction (P, Q of the dNTK) when asked for
 
     @property
     def metric(self) -> np.ndarray:
@@ -176,8 +177,11 @@ def _distinct(K1, rtol=1e-12):
 
 def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=1.0,
             lambda_W=1.0, q=None, higher: bool = True,
-            max_inputs: int | None = None, ntk_moments: bool = False) -> Prediction:
+            max_inputs: int | None = None) -> Prediction:
     """Kernel, four-point vertex, 1/n metric correction (and mean NTK) for every layer.
+
+    This is the core recursion; ``full.predict`` adds the NTK fluctuations and the dNTK, and
+    ``full.predict_config`` the weight and bias laws of a configuration.
 
     Args:
         activation: registry spec (``"relu"``, ``{"name": "leaky_relu", "slope": 0.1}``) or
@@ -189,8 +193,6 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
         q: quadrature order override (see ``quadrature.DEFAULT_ORDER``).
         higher: also the six-point vertex and the 1/n vertex correction (``vertex_nlo``),
             for at most ``max_inputs`` distinct inputs (default ``vertex_nlo.MAX_INPUTS``).
-        ntk_moments: also the NTK mean to order 1/n and its fluctuations A, B, D, F
-            (``ntk.predict_ntk``) in ``LayerPrediction.ntk_moments``.
     """
     from ..activations import get_activation
     act = get_activation(activation)
@@ -256,12 +258,6 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
             ntk=None if Th is None else Th[np.ix_(b, b)],
             vertex_correction=None if V1 is None else V1[np.ix_(b, b, b, b)],
             six_point=None if S is None else S[np.ix_(b, b, b, b, b, b)]))
-    if ntk_moments:
-        from dataclasses import replace
-
-        from .ntk import predict_ntk
-        P = predict_ntk(act, x, widths, cw, cb, lb, lw, q=q)
-        layers = [replace(p, ntk_moments=P.layer(p.layer)) for p in layers]
     return Prediction(activation=_spec(act), inputs=x, widths=widths, C_W=tuple(cw),
                       C_b=tuple(cb), layers=layers, notes=notes)
 
@@ -269,16 +265,3 @@ def predict(activation, inputs, widths, C_W, C_b, *, ntk: bool = True, lambda_b=
 def _spec(act) -> dict:
     spec = getattr(act, "spec", None)
     return spec() if callable(spec) else {"name": act.name}
-
-
-def predict_config(cfg, **kw) -> Prediction:
-    """``predict`` for a loaded ``mcsim.config.Config``: its learning rates, the NTK
-    fluctuations when the config computes an NTK statistic (unless ``kw`` says otherwise), and
-    its weight and bias laws (``weight_laws.apply_laws``)."""
-    from .weight_laws import apply_laws
-    net, ens = cfg.network, cfg.ensemble
-    kw.setdefault("lambda_b", getattr(net, "lambda_b", None) or 1.0)
-    kw.setdefault("lambda_W", getattr(net, "lambda_W", None) or 1.0)
-    kw.setdefault("ntk_moments", any(s.startswith("ntk") for s in cfg.output.statistics))
-    pred = predict(net.activation, cfg.inputs, net.widths, net.C_W, net.C_b, **kw)
-    return apply_laws(pred, ens.weight_law, ens.bias_law, q=kw.get("q"))

@@ -19,6 +19,8 @@ kind, config_toml/config_json, software versions, /config, /inputs) and per laye
     ntk_leading, ntk_correction      H and H1 (with the NTK statistics)
     ntk_A, ntk_B, ntk_D, ntk_F (k,)*4  the NTK fluctuations at leading order (with the NTK
                                      statistics; learning rates from the config)
+    dntk_P, dntk_Q     (k,)*4        the dNTK-preactivation correlations P, Q at leading order
+                                     (with the dNTK statistics; theory.dntk)
 
 (``vertex_correction``, ``six_point`` and the kurtosis parts only when the higher orders
 were computed: at most ``vertex_nlo.MAX_INPUTS`` distinct inputs; the root attribute
@@ -52,6 +54,9 @@ def _layer_stats(p) -> dict:
                      ntk_A=m.A, ntk_B=m.B, ntk_D=m.D, ntk_F=m.F)
     elif p.ntk is not None and np.all(np.isfinite(p.ntk)):
         stats["ntk"] = p.ntk
+    d = getattr(p, "dntk_moments", None)
+    if d is not None:
+        stats.update(dntk_P=d.P, dntk_Q=d.Q)
     if p.unit_cumulant is not None:             # non-Gaussian laws (weight_laws.apply_laws)
         stats["z_kurtosis"] = p.z_kurtosis
         stats["z_four_point"] = p.z_four_point
@@ -62,7 +67,15 @@ def describe_prediction(name: str) -> tuple[str, str]:
     """(description, units) of a prediction's dataset: the registry's description of the
     statistic, said to be a prediction and to which order (``prediction_note``)."""
     from ..stats.statistics import describe
-    return describe(name, prediction=True)
+    desc, units = describe(name, prediction=True)
+    if not desc and name in _DNTK_DESCRIPTIONS:        # registry without the dNTK statistics
+        desc, units = _DNTK_DESCRIPTIONS[name], "NTK z^2 times fan-in"
+    return desc, units
+
+
+_DNTK_DESCRIPTIONS = {
+    "dntk_P": "leading-order prediction of P[a0,a1,a2,a3] = n_{l-1} E[dHhat_{112;a0a1a2} z_{2;a3}]",
+    "dntk_Q": "leading-order prediction of Q[a0,a1,a2,a3] = n_{l-1} E[dHhat_{122;a0a1a2} z_{1;a3}]"}
 
 
 def write_prediction(path, prediction: Prediction, cfg, training=None) -> None:

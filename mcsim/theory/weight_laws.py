@@ -103,7 +103,7 @@ def apply_laws(pred: Prediction, weights=GAUSSIAN, biases=GAUSSIAN, q=None) -> P
                                      vertex_correction=None if lp.vertex_correction is None
                                      else nan(lp.vertex_correction),
                                      six_point=None if lp.six_point is None else nan(lp.six_point),
-                                     ntk_moments=None)
+                                     ntk_moments=None, dntk_moments=None)
         if broken is None and kb != 0.0 and cb > 0.0:
             broken = l
         layers.append(lp)
