@@ -137,6 +137,8 @@ def _normals(budget, repeats) -> dict:
             lambda r: [rv.w32_f64(k53, 1, j, out, True) for j in range(r)],
         "option: Philox4x32-7, 32-bit words, float32 Box-Muller":
             lambda r: [rv.w32_f32_rounds7(k53, 1, j, out) for j in range(r)],
+        "option: Threefry4x32-20, 32-bit words, float32 Box-Muller":
+            lambda r: [rv.threefry_w32_f32(k53, 1, j, out) for j in range(r)],
     }
     best = _best_alternating(fns, dict.fromkeys(fns, out.size), budget, repeats)
     return {name: 1e9 / rate for name, rate in best.items()}

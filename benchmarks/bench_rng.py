@@ -58,6 +58,8 @@ def bench_rng(quick: bool) -> dict:
             lambda: rv.w32_f64(key, 7, 3, out, True))
         run("alt: 32-bit words, float32 BM, Philox4x32-7",
             lambda: rv.w32_f32_rounds7(key, 7, 3, out))
+        run("alt: 32-bit words, float32 BM, Threefry4x32-20",
+            lambda: rv.threefry_w32_f32(key, 7, 3, out))
         run("mcsim fill_uniforms (per uniform)", lambda: rng.fill_uniforms(key, 7, 3, 0, out))
         run("mcsim fill_signs (per sign)", lambda: rng.fill_signs(key, 7, 3, 0, out))
         uniforms = np.random.default_rng(0).random(n)
