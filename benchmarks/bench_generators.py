@@ -1,7 +1,7 @@
 """The generators per ISA: ns per normal, markov / reduced / dense / NumPy (/ PyTorch)
 networks per second, and the time to 1% on V^(L), before (philox53) and after (philox32).
 
-    python benchmarks/bench_generators.py [--quick] [--isa avx2 avx512] [--json OUT]
+    python benchmarks/bench_generators.py [--quick] [--normals-only] [--isa avx2 avx512] [--json OUT]
 
 One subprocess per ISA, each compiling every kernel for that target with its own Numba
 cache: ``avx2`` is the Haswell target (AVX2 + FMA, the code an AVX2-only node runs),
@@ -10,7 +10,7 @@ subprocess the old and the new generator are timed alternately (old, new, old, .
 load from other processes hits both, and each row is the best of the repeats (the least
 disturbed); ratios within one run are the numbers to compare across machines.
 
-Rows: ns per normal of ``fill_normals`` with philox53 and philox32 and of the options that
+Rows: ns per normal (best of 25 round-robin repeats) of ``fill_normals`` with philox53 and philox32 and of the options that
 were not chosen (``rng_variants.py``); networks/s of markov (ReLU at criticality, L = 10,
 k = 2) with both generators, of the reduced sampler for one input (chi2, k = 1), of dense
 (k = 2, both generators), of the NumPy explicit-weights baseline (and PyTorch if installed),
@@ -173,10 +173,12 @@ def _seconds_to_1pct(quick: bool) -> dict:
             for label, (per, _, sampler) in runs.items()}
 
 
-def worker(quick: bool) -> dict:
+def worker(quick: bool, normals_only: bool = False) -> dict:
     import importlib.util
     budget, repeats = (0.3, 3) if quick else (1.5, 5)
-    report = {"normals_ns": _normals(budget, repeats), "networks_per_second": {}}
+    report = {"normals_ns": _normals(3 * budget, 5 * repeats), "networks_per_second": {}}
+    if normals_only:
+        return report
     rates = report["networks_per_second"]
     torch = importlib.util.find_spec("torch") is not None
     for n in WIDTHS:
@@ -215,6 +217,8 @@ def print_report(isa: str, r: dict) -> None:
         print(f"  {name:66s} {ns:7.2f} ns/normal")
     for name, rate in r["networks_per_second"].items():
         print(f"  {name:66s} {rate:12,.1f} networks/s")
+    if not r["networks_per_second"]:
+        return
     for n in WIDTHS:
         a, b = (r["networks_per_second"][f"markov k=2 n={n} {g}"] for g in GENERATORS)
         print(f"  markov n={n}: philox32 / philox53 = {b / a:.2f}")
@@ -227,17 +231,19 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="short timings (a few minutes)")
     ap.add_argument("--isa", nargs="+", choices=["avx2", "avx512"], help="default: every one this host runs")
     ap.add_argument("--json", help="write the reports to this file")
+    ap.add_argument("--normals-only", action="store_true", help="only the ns per normal rows")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps({**worker(args.quick), "machine": _machine(args.worker)}))
+        print(json.dumps({**worker(args.quick, args.normals_only), "machine": _machine(args.worker)}))
         return 0
     sys.path.insert(0, str(ROOT / "tests"))
     from isa import host_has_avx512
     isas = args.isa or (["avx2", "avx512"] if host_has_avx512() else ["avx2"])
     reports = {}
     for isa in isas:
-        cmd = [sys.executable, str(Path(__file__))] + (["--quick"] if args.quick else []) + ["--worker", isa]
+        cmd = [sys.executable, str(Path(__file__)), *(["--quick"] if args.quick else []),
+               *(["--normals-only"] if args.normals_only else []), "--worker", isa]
         proc = subprocess.run(cmd, env=_isa_env(isa), capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{isa}: failed\n{proc.stderr}", file=sys.stderr)
