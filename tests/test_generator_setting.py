@@ -111,3 +111,15 @@ def test_file_of_an_earlier_version_is_the_legacy_generator(tmp_path):
     assert cfg.ensemble.generator_auto
     mcsim.simulate(cfg, output=old, progress="off")
     assert attrs(old) == {"generator": "philox53", "generator_version": 1}
+
+
+def test_files_of_different_generators_do_not_merge(tmp_path):
+    from mcsim.storage.merge import merge_files
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    mcsim.simulate(config_from_dict(raw(128, "philox53")), output=a, progress="off")
+    other = raw(128, "philox32")
+    other["ensemble"]["seed"] = 4
+    mcsim.simulate(config_from_dict(other), output=b, progress="off")
+    with pytest.raises(ResumeError, match="differ in ensemble.generator"):
+        merge_files([a, b], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
