@@ -7,7 +7,7 @@ Two generators share the Philox stream and differ in how normals are made from i
   float64 Box-Muller, 2 normals per counter (mcsim's only generator before it had a name);
 - ``philox32`` (key: ``Philox32Key``, from ``stream_key(seed, "philox32")``): one 32-bit
   word per uniform and a float32 Box-Muller widened to float64, 4 normals per counter
-  (2.5x faster on AVX2; tails end at |z| = 6.66: docs/performance.md). Uniforms, signs and
+  (2-2.4x faster on AVX2; tails end at |z| = 6.66: docs/performance.md). Uniforms, signs and
   the scalar draws (``uniforms_at``, ``normals_at``, ``words_at``) are those of ``philox53``.
 
 philox53 in detail:
@@ -32,13 +32,16 @@ with ``u = ((x_hi >> 5) * 2**26 + (x_lo >> 6)) * 2**-53`` (exact, in [0, 1)). ``
 A fill writes consecutive counters starting at ``position``; an ``out`` of odd length drops
 the last counter's second value.
 
-philox32: ``out[j]`` is normal ``4 * position + j`` of the stream; counter ``c`` gives words
-``x0..x3``, uniforms ``v_w = (float32(x_w >> 1) + 1/2) * 2**-31`` (float32, in
-``[2**-32, 1]``), ``r = sqrt(-2 log v_0)``, ``(z_0, z_1) = r (cos, sin)(2 pi v_1)`` and
-from ``v_2, v_3`` likewise ``z_2, z_3``, computed in float32 (``f32math``), then widened.
-It uses ``ceil(n / 4)`` counters from ``position``, a subset of the ``ceil(n / 2)`` that
-philox53 uses, so callers that lay out counter ranges for philox53 never overlap. ``position + n_counters`` must stay below ``2**32``
-(``c0`` is 32 bit; the fill raises otherwise rather than wrap into a repeated stream).
+philox32 (same key and counter words): ``out[j]`` is normal ``4 * position + j`` of the
+stream; counter ``c`` gives words ``x0..x3``, uniforms ``v_w = (float32(x_w >> 1) + 1/2) *
+2**-31`` (float32, in ``[2**-32, 1]``), ``r = sqrt(-2 log v_0)``, ``(z_0, z_1) = r (cos,
+sin)(2 pi v_1)`` and from ``v_2, v_3`` likewise ``z_2, z_3``, computed in float32
+(``f32math``), then widened. It uses ``ceil(n / 4)`` counters from ``position``, a subset of
+the ``ceil(n / 2)`` that philox53 uses, so callers that lay out counter ranges for philox53
+never overlap.
+
+For both, ``position + n_counters`` must stay below ``2**32`` (``c0`` is 32 bit; the fill
+raises otherwise rather than wrap into a repeated stream).
 
 Numba typing trap: ``int64 * uint64`` is float64 in Numba, so every public function casts
 its integer arguments to ``np.uint64`` first and all constants are ``np.uint64``.

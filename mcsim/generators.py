@@ -8,7 +8,7 @@ Both are counter-based Philox4x32-10 streams keyed by (seed, block, network, pos
   ``generator`` attribute was made with it.
 - ``philox32``: one 32-bit word per uniform, float32 Box-Muller widened to float64; tails to
   |z| = 6.66, moments through E[z^6] equal to the exact ones far below the statistical
-  error of 10^12 normals (docs/performance.md). 2.5x faster per normal on AVX2.
+  error of 10^12 normals (docs/performance.md). 2-2.4x faster per normal on AVX2.
 
 Every file records ``generator`` and ``generator_version``; a run resumed or extended
 without an explicit ``generator`` keeps the file's (``mcsim.run.driver``), bitwise.
