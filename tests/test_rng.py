@@ -343,6 +343,25 @@ def test_philox32_tail_ends_at_the_smallest_uniform():
     assert np.abs(z).max() <= r_max * (1 + 2.0**-22)
 
 
+@kernel
+def _v31_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = rng._v31(x[i])
+
+
+def test_philox32_uniforms_exactly_as_specified():
+    # v = (float32(x >> 1) + 1/2) 2**-31 in IEEE float32, bitwise; the smallest words make the
+    # tail (v = 2**-32 is the largest radius), the largest give v = 1 (radius 0)
+    x = np.array([0, 1, 2, 3, 5, 2**24 - 2, 2**24, 2**25 + 6, 2**31, 2**32 - 2, 2**32 - 1],
+                 dtype=np.uint64)
+    got = np.empty(x.size, dtype=np.float32)
+    _v31_array(x, got)
+    ref = (np.right_shift(x, np.uint64(1)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-31)
+    np.testing.assert_array_equal(got, ref)
+    assert got[0] == np.float32(2.0**-32) and got[2] == np.float32(1.5 * 2.0**-31)
+    assert got[-1] == np.float32(1.0)
+
+
 def test_philox32_key_selects_the_transform():
     # the same seed, the other generator: other numbers; philox53 numbers are unchanged
     a = normals(64, seed=4, generator="philox32")
