@@ -123,3 +123,10 @@ def test_files_of_different_generators_do_not_merge(tmp_path):
     with pytest.raises(ResumeError, match="differ in ensemble.generator"):
         merge_files([a, b], tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_info_names_the_generator(tmp_path):
+    from tests.conftest import run_cli
+    proc = run_cli("info", REF / "format-v1.h5")
+    assert proc.returncode == 0, proc.stderr
+    assert "generator=philox53" in proc.stdout
