@@ -2,7 +2,8 @@
 
     python benchmarks/bench_rng.py [--quick] [--no-write] [--tag TAG]
 
-Times mcsim's ``rng.fill_normals`` (1 and all threads), ``fill_uniforms`` and ``fill_signs``,
+Times mcsim's ``rng.fill_normals`` (philox53: 1 and all threads; philox32), ``fill_uniforms``
+and ``fill_signs``,
 against numpy's Generator in bulk, Numba's ``np.random`` inside an ``@njit`` loop, and the
 alternatives in ``rng_variants.py``. Prints a table and writes ``results/rng.json``
 (``results/rng-TAG.json`` with ``--tag``, e.g. for a run with ``NUMBA_CPU_NAME=haswell
@@ -48,6 +49,17 @@ def bench_rng(quick: bool) -> dict:
         set_threads(1)
         run("mcsim fill_normals (Philox4x32-10, 1 thread)",
             lambda: rng.fill_normals(key, 7, 3, 0, out))
+        key32 = rng.stream_key(20240601, "philox32")
+        run("mcsim fill_normals, philox32 (32-bit words, float32 BM)",
+            lambda: rng.fill_normals(key32, 7, 3, 0, out))
+        run("alt: 32-bit words, float64 BM, Philox4x32-10",
+            lambda: rv.w32_f64(key, 7, 3, out, False))
+        run("alt: 32-bit words, float64 BM, Philox4x32-7",
+            lambda: rv.w32_f64(key, 7, 3, out, True))
+        run("alt: 32-bit words, float32 BM, Philox4x32-7",
+            lambda: rv.w32_f32_rounds7(key, 7, 3, out))
+        run("alt: 32-bit words, float32 BM, Threefry4x32-20",
+            lambda: rv.threefry_w32_f32(key, 7, 3, out))
         run("mcsim fill_uniforms (per uniform)", lambda: rng.fill_uniforms(key, 7, 3, 0, out))
         run("mcsim fill_signs (per sign)", lambda: rng.fill_signs(key, 7, 3, 0, out))
         uniforms = np.random.default_rng(0).random(n)

@@ -1,7 +1,9 @@
 """Alternative normal generators, kept only to measure them against ``rng.fill_normals``.
 
 None of these is used by mcsim; ``docs/performance.md`` lists their timings. All fill
-``out`` (n,) float64 with standard normals.
+``out`` (n,) float64 with standard normals. The ``w32_*`` variants are the options of issue
+12 next to the chosen philox32 (``rng._fill_normals_philox32``): one 32-bit word per uniform
+with a float64 Box-Muller (10 or 7 Philox rounds), and 7 rounds with the float32 one.
 """
 
 from __future__ import annotations
@@ -12,13 +14,24 @@ import numpy as np
 from mcsim.kernels import rng
 from mcsim.kernels.jit import kernel, parallel_kernel
 from mcsim.kernels.rng import (
+    _CHUNK32,
+    _MASK32,
     _TWO_M53,
+    _W0,
+    _W1,
     _box_muller,
+    _box_muller_f32,
     _box_muller_inplace,
+    _log,
     _philox,
+    _round,
+    _sincos_2pi,
     _stream_words,
     _u53,
+    _v31,
+    _widen,
 )
+from mcsim.kernels.jit import inline
 
 
 @kernel
@@ -143,3 +156,143 @@ def fill_normals_parallel(key, block, network, out, chunk):
         lo = c * chunk
         hi = min(n, lo + chunk)
         rng.fill_normals(key, block, network, lo // 2, out[lo:hi])
+
+
+# --- issue 12 options: one 32-bit word per uniform -----------------------------------------
+@inline
+def _philox7(c0, c1, c2, c3, k0, k1):
+    # Philox4x32-7: the fewest rounds Salmon et al. (2011) found Crush-resistant (no margin)
+    for _ in range(6):
+        c0, c1, c2, c3 = _round(c0, c1, c2, c3, k0, k1)
+        k0 = (k0 + _W0) & _MASK32
+        k1 = (k1 + _W1) & _MASK32
+    return _round(c0, c1, c2, c3, k0, k1)
+
+
+@kernel
+def _words_f64(buf, pos, c1, c2, c3, k0, k1, rounds7):
+    # buf (4 m,) float64: the philox32 uniforms of counters pos.., in float64 (exact)
+    if rounds7:
+        for i in range(buf.shape[0] // 4):
+            x0, x1, x2, x3 = _philox7(pos + np.uint64(i), c1, c2, c3, k0, k1)
+            buf[4 * i] = _v31(x0)
+            buf[4 * i + 1] = _v31(x1)
+            buf[4 * i + 2] = _v31(x2)
+            buf[4 * i + 3] = _v31(x3)
+    else:
+        for i in range(buf.shape[0] // 4):
+            x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+            buf[4 * i] = _v31(x0)
+            buf[4 * i + 1] = _v31(x1)
+            buf[4 * i + 2] = _v31(x2)
+            buf[4 * i + 3] = _v31(x3)
+
+
+@kernel
+def _words_f32_r7(buf, pos, c1, c2, c3, k0, k1):
+    for i in range(buf.shape[0] // 4):
+        x0, x1, x2, x3 = _philox7(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        buf[4 * i] = _v31(x0)
+        buf[4 * i + 1] = _v31(x1)
+        buf[4 * i + 2] = _v31(x2)
+        buf[4 * i + 3] = _v31(x3)
+
+
+@kernel
+def _box_muller_w32_f64(buf):
+    # float64 Box-Muller of uniforms in (0, 1] (no 1 - u: the uniform is never 0)
+    for i in range(buf.shape[0] // 2):
+        r = np.sqrt(-2.0 * _log(buf[2 * i]))
+        sn, cs = _sincos_2pi(buf[2 * i + 1])
+        buf[2 * i] = r * cs
+        buf[2 * i + 1] = r * sn
+
+
+@kernel
+def w32_f64(key, block, network, out, rounds7):
+    """One 32-bit word per uniform, float64 Box-Muller; Philox with 7 or 10 rounds."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    m = out.shape[0] // 4
+    for lo in range(0, m, _CHUNK32):
+        hi = min(m, lo + _CHUNK32)
+        buf = out[4 * lo:4 * hi]
+        _words_f64(buf, np.uint64(lo), c1, c2, c3, k0, k1, rounds7)
+        _box_muller_w32_f64(buf)
+
+
+@kernel
+def w32_f32_rounds7(key, block, network, out):
+    """philox32 with Philox4x32-7 instead of -10."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    m = out.shape[0] // 4
+    buf = np.empty(4 * _CHUNK32, dtype=np.float32)
+    for lo in range(0, m, _CHUNK32):
+        hi = min(m, lo + _CHUNK32)
+        b = buf[:4 * (hi - lo)]
+        _words_f32_r7(b, np.uint64(lo), c1, c2, c3, k0, k1)
+        _box_muller_f32(b)
+        _widen(b, out[4 * lo:4 * hi])
+
+
+# --- another published counter-based generator: Threefry4x32-20 (Salmon et al. 2011) -----
+_TF_PARITY = np.uint64(0x1BD11BDA)
+_TF_R = ((10, 26), (11, 21), (13, 27), (23, 5), (6, 20), (17, 11), (25, 10), (18, 20))
+
+
+def _threefry_source() -> str:
+    # Random123's threefry4x32 with 20 rounds, key injection every 4 rounds, written out
+    # round by round (a loop over tuples of rotation constants is not unrolled by Numba and
+    # keeps the loop scalar); uint64 values holding 32 bits (Numba widens uint32 arithmetic).
+    lines = ["def _threefry4x32_20(c0, c1, c2, c3, k0, k1, k2, k3):",
+             "    k4 = _TF_PARITY ^ k0 ^ k1 ^ k2 ^ k3",
+             "    x0 = (c0 + k0) & _MASK32", "    x1 = (c1 + k1) & _MASK32",
+             "    x2 = (c2 + k2) & _MASK32", "    x3 = (c3 + k3) & _MASK32"]
+
+    def rot(v, r):
+        return f"((({v} << np.uint64({r})) | ({v} >> np.uint64({32 - r}))) & _MASK32)"
+    for rnd in range(20):
+        ra, rb = _TF_R[rnd % 8]
+        if rnd % 2 == 0:
+            lines += [f"    x0 = (x0 + x1) & _MASK32", f"    x1 = {rot('x1', ra)} ^ x0",
+                      f"    x2 = (x2 + x3) & _MASK32", f"    x3 = {rot('x3', rb)} ^ x2"]
+        else:
+            lines += [f"    x0 = (x0 + x3) & _MASK32", f"    x3 = {rot('x3', ra)} ^ x0",
+                      f"    x2 = (x2 + x1) & _MASK32", f"    x1 = {rot('x1', rb)} ^ x2"]
+        if rnd % 4 == 3:
+            s = rnd // 4 + 1
+            ks = ["k0", "k1", "k2", "k3", "k4"]
+            lines += [f"    x0 = (x0 + {ks[s % 5]}) & _MASK32", f"    x1 = (x1 + {ks[(s + 1) % 5]}) & _MASK32",
+                      f"    x2 = (x2 + {ks[(s + 2) % 5]}) & _MASK32",
+                      f"    x3 = (x3 + {ks[(s + 3) % 5]} + np.uint64({s})) & _MASK32"]
+    lines.append("    return x0, x1, x2, x3")
+    return "\n".join(lines)
+
+
+_ns = {"np": np, "_MASK32": _MASK32, "_TF_PARITY": _TF_PARITY}
+exec(_threefry_source(), _ns)  # noqa: S102 - generated straight-line code, for timing only
+#: Threefry4x32-20 block function (for timing only: not checked against Random123's answers)
+_threefry4x32_20 = inline(_ns["_threefry4x32_20"])
+
+
+@kernel
+def _threefry_uniforms(buf, pos, c1, c2, c3, k0, k1):
+    for i in range(buf.shape[0] // 4):
+        x0, x1, x2, x3 = _threefry4x32_20(pos + np.uint64(i), c1, c2, c3, k0, k1, c1, c2)
+        buf[4 * i] = _v31(x0)
+        buf[4 * i + 1] = _v31(x1)
+        buf[4 * i + 2] = _v31(x2)
+        buf[4 * i + 3] = _v31(x3)
+
+
+@kernel
+def threefry_w32_f32(key, block, network, out):
+    """philox32's transform on Threefry4x32-20 words instead of Philox4x32-10."""
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    m = out.shape[0] // 4
+    buf = np.empty(4 * _CHUNK32, dtype=np.float32)
+    for lo in range(0, m, _CHUNK32):
+        hi = min(m, lo + _CHUNK32)
+        b = buf[:4 * (hi - lo)]
+        _threefry_uniforms(b, np.uint64(lo), c1, c2, c3, k0, k1)
+        _box_muller_f32(b)
+        _widen(b, out[4 * lo:4 * hi])

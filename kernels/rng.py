@@ -1,5 +1,17 @@
 """Philox4x32-10 counter-based random numbers (Salmon et al. 2011, Random123).
 
+Two generators share the Philox stream and differ in how normals are made from it
+(``fill_normals``); the type of the ``key`` a kernel is given selects one at compile time:
+
+- ``philox53`` (key: ``np.uint64``, from ``seed_key``): two 53-bit uniforms per counter and a
+  float64 Box-Muller, 2 normals per counter (mcsim's only generator before it had a name);
+- ``philox32`` (key: ``Philox32Key``, from ``stream_key(seed, "philox32")``): one 32-bit
+  word per uniform and a float32 Box-Muller widened to float64, 4 normals per counter
+  (2-2.4x faster on AVX2; tails end at |z| = 6.66: docs/performance.md). Uniforms, signs and
+  the scalar draws (``uniforms_at``, ``normals_at``, ``words_at``) are those of ``philox53``.
+
+philox53 in detail:
+
 Every number is a pure function of ``(key, block, network, position)``:
 
 - key   ``k1:k0``  = 64-bit key from ``seed_key(root_seed)`` (``k0`` low 32 bits);
@@ -18,8 +30,18 @@ with ``u = ((x_hi >> 5) * 2**26 + (x_lo >> 6)) * 2**-53`` (exact, in [0, 1)). ``
 ``sin`` and ``cos`` are vectorisable fdlibm-style polynomials (below), accurate to ~1 ulp.
 
 A fill writes consecutive counters starting at ``position``; an ``out`` of odd length drops
-the last counter's second value. ``position + n_counters`` must stay below ``2**32``
-(``c0`` is 32 bit; the fill raises otherwise rather than wrap into a repeated stream).
+the last counter's second value.
+
+philox32 (same key and counter words): ``out[j]`` is normal ``4 * position + j`` of the
+stream; counter ``c`` gives words ``x0..x3``, uniforms ``v_w = (float32(x_w >> 1) + 1/2) *
+2**-31`` (float32, in ``[2**-32, 1]``), ``r = sqrt(-2 log v_0)``, ``(z_0, z_1) = r (cos,
+sin)(2 pi v_1)`` and from ``v_2, v_3`` likewise ``z_2, z_3``, computed in float32
+(``f32math``), then widened. It uses ``ceil(n / 4)`` counters from ``position``, a subset of
+the ``ceil(n / 2)`` that philox53 uses, so callers that lay out counter ranges for philox53
+never overlap.
+
+For both, ``position + n_counters`` must stay below ``2**32`` (``c0`` is 32 bit; the fill
+raises otherwise rather than wrap into a repeated stream).
 
 Numba typing trap: ``int64 * uint64`` is float64 in Numba, so every public function casts
 its integer arguments to ``np.uint64`` first and all constants are ``np.uint64``.
@@ -30,11 +52,19 @@ from __future__ import annotations
 
 import numpy as np
 
+import collections
+
+from numba.core import types
+from numba.extending import overload
+
+from .f32math import logf, sincos_2pi_f32
 from .fdlibm import bits_f64, f64_bits, log_kernel, sincos_quadrants
 from .jit import inline, kernel
 
 __all__ = [
     "seed_key",
+    "stream_key",
+    "Philox32Key",
     "philox4x32_10",
     "fill_normals",
     "fill_uniforms",
@@ -75,6 +105,36 @@ def seed_key(root_seed: int) -> np.uint64:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _U64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _U64
     return np.uint64(z ^ (z >> 31))
+
+
+#: the key of the philox32 generator: the same 64-bit Philox key, wrapped so that Numba
+#: compiles the kernels that receive it with the philox32 normals (a distinct argument type)
+Philox32Key = collections.namedtuple("Philox32Key", ["key"])
+
+
+def stream_key(root_seed: int, generator: str):
+    """The key kernels take for ``generator`` (``"philox53"`` or ``"philox32"``): its type
+    selects the normal transform (module docstring); both use ``seed_key(root_seed)``."""
+    key = seed_key(root_seed)
+    if generator == "philox53":
+        return key
+    if generator == "philox32":
+        return Philox32Key(key)
+    raise ValueError(f"unknown generator {generator!r}; known: philox53, philox32")
+
+
+def _key64(key):  # pragma: no cover - replaced in compiled code by the overload below
+    raise NotImplementedError
+
+
+@overload(_key64)
+def _key64_overload(key):
+    # the raw uint64 key of either key type (Numba-typed dispatch)
+    if isinstance(key, types.Integer):
+        return lambda key: np.uint64(key)
+    if isinstance(key, types.BaseNamedTuple) and key.instance_class is Philox32Key:
+        return lambda key: np.uint64(key[0])
+    return None
 
 
 @inline
@@ -160,7 +220,7 @@ def _u53(hi, lo):
 @inline
 def _stream_words(key, block, network):
     # Key words and the fixed counter words of one stream, all uint64 holding 32 bits.
-    key = np.uint64(key)
+    key = _key64(key)
     block = np.uint64(block)
     return (
         key & _MASK32,
@@ -209,11 +269,9 @@ def _box_muller_inplace(buf):
 
 
 @kernel
-def fill_normals(key, block, network, position, out):
-    """Fill ``out`` (n,) float64 with standard normals of stream ``(key, block, network)``.
-
-    ``out[j]`` is normal number ``2 * position + j`` of the stream; ``position`` counts Philox
-    counters (2 normals each). Two vectorised passes per chunk of 512 counters: Philox to
+def _fill_normals_philox53(key, block, network, position, out):
+    """philox53: ``out[j]`` is normal number ``2 * position + j`` of the stream; ``position``
+    counts Philox counters (2 normals each). Two vectorised passes per chunk of 512 counters: Philox to
     uniform pairs written into ``out``, then Box-Muller in place (fusing them in one loop
     runs out of vector registers and is ~1.5x slower).
     """
@@ -236,6 +294,101 @@ def fill_normals(key, block, network, position, out):
         buf = out[2 * lo:2 * hi]
         _uniform_pairs(buf, pos + np.uint64(lo), c1, c2, c3, k0, k1)
         _box_muller_inplace(buf)
+
+
+# --- philox32: one 32-bit word per uniform, float32 Box-Muller ---------------------------
+_F32_HALF = np.float32(0.5)
+_F32_2M31 = np.float32(1.0 / 2147483648.0)  # 2**-31
+_F32_M2 = np.float32(-2.0)
+# Counters per chunk of the philox32 fill: 4 x 256 float32 = 4 KiB of scratch.
+_CHUNK32 = 256
+
+
+@inline
+def _v31(x):
+    # (x >> 1) + 1/2 scaled by 2**-31, in float32: in [2**-32, 1] (never 0, so log is finite;
+    # exact below 2**24 = the tail, rounded above, where only tiny radii are concerned)
+    return (np.float32(np.int32(x >> _ONE)) + _F32_HALF) * _F32_2M31
+
+
+@kernel
+def _word_uniforms(buf, pos, c1, c2, c3, k0, k1):
+    # buf (4 m,) float32: buf[4 i + w] = _v31(word w of counter pos + i). Vectorised like
+    # _uniform_pairs (4 uint64 lanes per AVX2 register: the 32x32->64 multiplies).
+    for i in range(buf.shape[0] // 4):
+        x0, x1, x2, x3 = _philox(pos + np.uint64(i), c1, c2, c3, k0, k1)
+        buf[4 * i] = _v31(x0)
+        buf[4 * i + 1] = _v31(x1)
+        buf[4 * i + 2] = _v31(x2)
+        buf[4 * i + 3] = _v31(x3)
+
+
+@kernel
+def _box_muller_f32(buf):
+    # buf (2 m,) float32 uniform pairs (radius, angle) -> normal pairs, in place. Only float32
+    # in the loop, so it runs 8 lanes per AVX2 register (16 on AVX-512).
+    for i in range(buf.shape[0] // 2):
+        r = np.sqrt(_F32_M2 * logf(buf[2 * i]))
+        sn, cs = sincos_2pi_f32(buf[2 * i + 1])
+        buf[2 * i] = r * cs
+        buf[2 * i + 1] = r * sn
+
+
+@kernel
+def _widen(src, dst):
+    # dst (m,) float64 = src[:m] float32 (exact)
+    for i in range(dst.shape[0]):
+        dst[i] = np.float64(src[i])
+
+
+@kernel
+def _fill_normals_philox32(key, block, network, position, out):
+    """philox32: ``out[j]`` is normal ``4 * position + j`` (module docstring). Three passes
+    per chunk of 256 counters through a float32 scratch buffer: words to uniforms, Box-Muller
+    in place, widening into ``out``. A last partial counter goes through the same three loops
+    (in their scalar remainder, which compiles from the same IR as their vector body)."""
+    n = out.shape[0]
+    n_full = n // 4
+    rem = n - 4 * n_full
+    _check_range(position, n_full + (1 if rem else 0))
+    k0, k1, c1, c2, c3 = _stream_words(key, block, network)
+    pos = np.uint64(position)
+    buf = np.empty(4 * max(1, min(n_full, _CHUNK32)), dtype=np.float32)
+    for lo in range(0, n_full, _CHUNK32):
+        hi = min(n_full, lo + _CHUNK32)
+        b = buf[:4 * (hi - lo)]
+        _word_uniforms(b, pos + np.uint64(lo), c1, c2, c3, k0, k1)
+        _box_muller_f32(b)
+        _widen(b, out[4 * lo:4 * hi])
+    if rem:
+        b = buf[:4]
+        _word_uniforms(b, pos + np.uint64(n_full), c1, c2, c3, k0, k1)
+        _box_muller_f32(b)
+        _widen(b, out[4 * n_full:])
+
+
+def _fill_normals_impl(key, block, network, position, out):  # pragma: no cover - see overload
+    raise NotImplementedError
+
+
+@overload(_fill_normals_impl)
+def _fill_normals_overload(key, block, network, position, out):
+    # the generator is the type of the key (module docstring)
+    if isinstance(key, types.Integer):
+        return lambda key, block, network, position, out: _fill_normals_philox53(
+            key, block, network, position, out)
+    if isinstance(key, types.BaseNamedTuple) and key.instance_class is Philox32Key:
+        return lambda key, block, network, position, out: _fill_normals_philox32(
+            key, block, network, position, out)
+    return None
+
+
+@kernel
+def fill_normals(key, block, network, position, out):
+    """Fill ``out`` (n,) float64 with standard normals of stream ``(key, block, network)``
+    starting at counter ``position``: with the generator of ``key``'s type (module
+    docstring; ``np.uint64``: philox53, ``Philox32Key``: philox32)."""
+    _fill_normals_impl(key, block, network, position, out)
 
 
 @kernel

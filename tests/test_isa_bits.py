@@ -1,7 +1,8 @@
 """The same bits on every x86-64 node with FMA (AVX2 or AVX-512).
 
 The golden runs (``golden_runs.py``: markov and dense, k = 1 and 3, second and third
-moments) are recomputed with the kernels compiled for this machine's own CPU (its full
+moments, with both generators: philox53 and the float32 Box-Muller of philox32, whose
+float32 loops run 8 lanes on AVX2 and 16 on AVX-512) are recomputed with the kernels compiled for this machine's own CPU (its full
 feature list: AVX-512 where it has it, or an AVX2 CPU other than Haswell, whose cost model
 picks other vector widths and unrolling) and, where the machine has AVX-512, for an explicit
 AVX-512 target; every dataset must equal, bitwise, the hashes pinned with the Haswell (AVX2)

@@ -1,4 +1,7 @@
-"""Tests of the Philox4x32-10 generator (kernels/rng.py).
+"""Tests of the Philox4x32-10 generators (kernels/rng.py): philox53 and philox32.
+
+The distribution and independence tests run for both generators (fixture ``gen``); the
+exact layout of philox32 is checked against NumPy float64 formulas on the raw Philox words.
 
 Statistical checks use fixed seeds and a 5-sigma tolerance, with sigma derived from the
 sample size (so a failure means a real defect, not bad luck: P(|z| > 5) ~ 6e-7).
@@ -10,7 +13,7 @@ import numba
 import numpy as np
 import pytest
 
-from mcsim.kernels import rng
+from mcsim.kernels import f32math, rng
 from mcsim.kernels.jit import kernel, parallel_kernel, set_threads
 
 N = 2_000_000  # normals per statistical test
@@ -29,15 +32,23 @@ KAT = [
 ]
 
 
-def normals(n, seed=12345, block=0, network=0, position=0):
+GENERATORS = ["philox53", "philox32"]
+
+
+def normals(n, seed=12345, block=0, network=0, position=0, generator="philox53"):
     out = np.empty(n)
-    rng.fill_normals(rng.seed_key(seed), block, network, position, out)
+    rng.fill_normals(rng.stream_key(seed, generator), block, network, position, out)
     return out
 
 
+@pytest.fixture(scope="module", params=GENERATORS)
+def gen(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def z():
-    return normals(N)
+def z(gen):
+    return normals(N, generator=gen)
 
 
 # --- exact algorithm ------------------------------------------------------------------------
@@ -251,10 +262,10 @@ def test_signs():
         dict(seed=12345, block=0, network=0, position=1),  # shifted by one counter
     ],
 )
-def test_streams_uncorrelated(z, other):
+def test_streams_uncorrelated(z, gen, other):
     n = 500_000
     a = z[:n]
-    b = normals(n, **other)
+    b = normals(n, generator=gen, **other)
     assert not np.any(a == b)
     # Correlation of independent streams ~ N(0, 1/n); also of their squares (|z| coupling).
     assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n)
@@ -262,11 +273,105 @@ def test_streams_uncorrelated(z, other):
 
 
 def test_pair_members_uncorrelated(z):
-    # The two normals of one counter (cos and sin branch) are independent.
-    a, b = z[0::2], z[1::2]
-    n = a.size
-    assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n)
-    assert abs(np.corrcoef(a**2, b**2)[0, 1]) < TOL / math.sqrt(n)
+    # The normals of one counter (cos and sin branch; philox32: also its two pairs) and of
+    # neighbouring counters are independent: every pair of offsets within 8 consecutive.
+    w = z[: z.size - z.size % 8].reshape(-1, 8)
+    n = w.shape[0]
+    for i in range(8):
+        for j in range(i + 1, 8):
+            a, b = w[:, i], w[:, j]
+            assert abs(np.corrcoef(a, b)[0, 1]) < TOL / math.sqrt(n), (i, j)
+            assert abs(np.corrcoef(a**2, b**2)[0, 1]) < TOL / math.sqrt(n), (i, j)
+
+
+def test_normal_moments_to_sixth(z):
+    # E z^4 = 3, E z^6 = 15, with the standard errors sqrt(Var z^p / N) of the raw moments
+    # (Var z^4 = 105 - 9, Var z^6 = 10395 - 225); the tails of philox32 end at |z| = 6.66,
+    # which moves these by < 1e-8 (docs/performance.md), far below the tolerance.
+    n = z.size
+    assert abs(np.mean(z**4) - 3.0) < TOL * math.sqrt(96.0 / n)
+    assert abs(np.mean(z**6) - 15.0) < TOL * math.sqrt(10170.0 / n)
+
+
+# --- philox32: layout, tail, float32 transform ------------------------------------------------
+
+
+def _philox32_reference(seed, block, network, c0, count):
+    # Independent float64 NumPy evaluation of the philox32 formulas on the raw Philox words
+    # (the block function is pinned by the known-answer tests): 4 normals per counter.
+    out = []
+    for c in range(c0, c0 + count):
+        x = _raw(rng.seed_key(seed), block, network, c)
+        # the uniform as specified: IEEE float32 conversion, sum and (exact) scaling
+        v = ((np.right_shift(x, 1).astype(np.float32) + np.float32(0.5))
+             * np.float32(2.0**-31)).astype(np.float64)
+        r = np.sqrt(-2.0 * np.log(v))
+        out += [r[0] * np.cos(2 * np.pi * v[1]), r[0] * np.sin(2 * np.pi * v[1]),
+                r[2] * np.cos(2 * np.pi * v[3]), r[2] * np.sin(2 * np.pi * v[3])]
+    return np.array(out)
+
+
+def test_philox32_layout_against_float64_formulas():
+    got = normals(4 * 300, seed=31, block=(1 << 33) + 5, network=7, position=9, generator="philox32")
+    ref = _philox32_reference(31, (1 << 33) + 5, 7, 9, 300)
+    # float32 log, sqrt, sin, cos: a few float32 ulps relative to the radius r (the sin / cos
+    # error is relative to 1, not to a small z)
+    r = np.repeat(np.sqrt(ref[0::2] ** 2 + ref[1::2] ** 2), 2)
+    assert np.all(np.abs(got - ref) <= 8 * 2.0**-24 * r)
+
+
+def test_philox32_windows_bitwise():
+    # Every window (chunk boundaries, the partial last counter, vector remainders) gives the
+    # bits of the one long fill: out[j] is normal 4 * position + j.
+    ref = normals(8000, seed=8, block=1, network=1, generator="philox32")
+    g = np.random.default_rng(1)
+    for _ in range(200):
+        pos = int(g.integers(0, 1000))
+        n = int(g.integers(0, 8000 - 4 * pos + 1))
+        got = normals(n, seed=8, block=1, network=1, position=pos, generator="philox32")
+        np.testing.assert_array_equal(got, ref[4 * pos:4 * pos + n])
+
+
+def test_philox32_tail_ends_at_the_smallest_uniform():
+    # The largest radius comes from a word with x >> 1 == 0: v = 2**-32, r = sqrt(64 ln 2).
+    buf = np.array([2.0**-32, 0.25, 1.0, 0.0], dtype=np.float32)
+    rng._box_muller_f32(buf)
+    r_max = math.sqrt(64.0 * math.log(2.0))
+    assert abs(buf[1] - r_max) < 4 * 2.0**-24 * r_max and abs(buf[0]) < 1e-6
+    assert buf[2] == 0.0 and buf[3] == 0.0          # v = 1 (the largest word): radius 0
+    z = normals(1 << 20, seed=3, generator="philox32")
+    assert np.abs(z).max() <= r_max * (1 + 2.0**-22)
+
+
+@kernel
+def _v31_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = rng._v31(x[i])
+
+
+def test_philox32_uniforms_exactly_as_specified():
+    # v = (float32(x >> 1) + 1/2) 2**-31 in IEEE float32, bitwise; the smallest words make the
+    # tail (v = 2**-32 is the largest radius), the largest give v = 1 (radius 0)
+    x = np.array([0, 1, 2, 3, 5, 2**24 - 2, 2**24, 2**25 + 6, 2**31, 2**32 - 2, 2**32 - 1],
+                 dtype=np.uint64)
+    got = np.empty(x.size, dtype=np.float32)
+    _v31_array(x, got)
+    ref = (np.right_shift(x, np.uint64(1)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-31)
+    np.testing.assert_array_equal(got, ref)
+    assert got[0] == np.float32(2.0**-32) and got[2] == np.float32(1.5 * 2.0**-31)
+    assert got[-1] == np.float32(1.0)
+
+
+def test_philox32_key_selects_the_transform():
+    # the same seed, the other generator: other numbers; philox53 numbers are unchanged
+    a = normals(64, seed=4, generator="philox32")
+    b = normals(64, seed=4, generator="philox53")
+    assert not np.any(a == b)
+    out = np.empty(64)
+    rng.fill_normals(rng.seed_key(4), 0, 0, 0, out)
+    np.testing.assert_array_equal(out, b)
+    with pytest.raises(ValueError, match="unknown generator"):
+        rng.stream_key(4, "mt19937")
 
 
 # --- the vectorisable log and sin/cos against numpy ------------------------------------------
@@ -347,3 +452,49 @@ def test_cache_key_includes_kernel_sources():
         disp(rng.seed_key(0), 0, 0, 0, np.empty(2))
     key = disp._cache._index_key(disp.signatures[0], disp.targetctx.codegen())
     assert key[-1] == jit.sources_digest()
+
+
+# --- the float32 log and sin/cos of philox32 (kernels/f32math.py) against numpy float64 -----
+
+
+@kernel
+def _logf_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = f32math.logf(x[i])
+
+
+@kernel
+def _sincosf_array(u, s, c):
+    for i in range(u.shape[0]):
+        s[i], c[i] = f32math.sincos_2pi_f32(u[i])
+
+
+def test_logf_accuracy():
+    # Cephes logf: peak relative error 7.6e-8 (~1.3 float32 ulp) plus the final rounding;
+    # over the whole range philox32 uses (2**-32 .. 1) and just below 1
+    g = np.random.default_rng(5)
+    x = np.concatenate([g.random(500_000), 2.0 ** -g.uniform(0, 32, 500_000),
+                        1.0 - g.random(50_000) * 1e-5, [2.0**-32, 1.0]]).astype(np.float32)
+    x = x[x > 0]
+    got = np.empty_like(x)
+    _logf_array(x, got)
+    ref = np.log(x.astype(np.float64))
+    assert got[x == 1.0].tolist() == [0.0] * int(np.sum(x == 1.0))
+    nz = ref != 0.0
+    ulp = np.spacing(np.abs(ref[nz]).astype(np.float32)).astype(np.float64)
+    assert (np.abs(got[nz] - ref[nz]) / ulp).max() <= 2.0
+
+
+def test_sincos_f32_accuracy():
+    # Cephes sinf / cosf kernels (< 1 ulp on [-pi/4, pi/4]) after an exact quadrant
+    # reduction whose product t pi/2 is rounded once: absolute error <= 2 * 2**-24
+    g = np.random.default_rng(6)
+    u = np.concatenate([g.random(500_000), np.arange(0.0, 1.0 + 1 / 2048, 1 / 2048)]).astype(np.float32)
+    s, c = np.empty_like(u), np.empty_like(u)
+    _sincosf_array(u, s, c)
+    t = 2.0 * np.pi * u.astype(np.float64)
+    assert np.abs(s - np.sin(t)).max() <= 2.0 * 2.0**-24
+    assert np.abs(c - np.cos(t)).max() <= 2.0 * 2.0**-24
+    quarter = np.arange(0.0, 1.0 + 1 / 4, 1 / 4).astype(np.float32)      # exact at quarter turns
+    _sincosf_array(quarter, s[:5], c[:5])
+    assert s[:5].tolist() == [0.0, 1.0, 0.0, -1.0, 0.0] and c[:5].tolist() == [1.0, 0.0, -1.0, 0.0, 1.0]

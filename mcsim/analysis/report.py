@@ -52,7 +52,7 @@ def format_result(result: Result, layers=None, show_all: bool = False, limit: in
                      + (f"biases={cfg.ensemble.bias_law}, " if cfg.ensemble.biases != "gaussian" else "")
                      +
                      f"seed={cfg.ensemble.seed}, block_size={cfg.ensemble.block_size}, "
-                     f"jackknife bins={cfg.ensemble.jackknife_bins}")
+                     f"jackknife bins={cfg.ensemble.jackknife_bins}, generator={cfg.ensemble.generator}")
         if cfg.ensemble.target is not None:
             t = cfg.ensemble.target
             achieved = attrs.get("target_achieved")

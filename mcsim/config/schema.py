@@ -19,6 +19,7 @@ import numpy as np
 
 from ..activations import get_activation, names as activation_names
 from ..errors import ConfigError
+from ..generators import AUTO as GENERATOR_AUTO, DEFAULT_GENERATOR, GENERATORS
 from ..laws import LAWS, Law, parse_law
 from ..samplers import AUTO, SAMPLERS, choose_sampler, get_sampler
 from ..stats.statistics import STATISTICS as _STATISTICS
@@ -41,7 +42,7 @@ _ALLOWED = {
                 "lambda_b", "lambda_W"},
     "inputs": {"values", "file", "dataset", "generate", "count", "seed", "norm"},
     "ensemble": {"networks", "seed", "sampler", "weights", "biases", "block_size", "jackknife_bins",
-                 "first_block", "target"},
+                 "first_block", "target", "generator"},
     "output": {"path", "statistics", "layers", "checkpoint_interval"},
     "training": TRAINING_KEYS,             # optional: mcsim.training.config
 }
@@ -98,6 +99,8 @@ class EnsembleConfig:
         """Gaussian weights and biases (the statistics of Ghat are those of z)."""
         return self.weights == "gaussian" and self.biases == "gaussian"
     auto: bool = False          # the sampler was chosen by sampler = "auto" (not stored)
+    generator: str = DEFAULT_GENERATOR   # mcsim.generators: how normals are made
+    generator_auto: bool = False    # not named in the config (a resume keeps the file's; not stored)
 
     @property
     def blocks(self) -> int:
@@ -147,7 +150,7 @@ class Config:
         if out["path"] is None:
             del out["path"]
         ens = dataclasses.asdict(self.ensemble)
-        del ens["auto"]
+        del ens["auto"], ens["generator_auto"]
         ens["target"] = self.ensemble.target.to_dict() if self.ensemble.target else None
         if ens["target"] is None:
             del ens["target"]
@@ -188,10 +191,13 @@ class Config:
             d[section].pop(name, None)
         return d
 
-    def replace(self, *, networks=None, seed=None, sampler=None, path=None, target=None) -> "Config":
+    def replace(self, *, networks=None, seed=None, sampler=None, path=None, target=None,
+                generator=None) -> "Config":
         """A copy with the given settings changed (None: unchanged; ``target=False`` removes
         the target)."""
         ens, out = self.ensemble, self.output
+        if generator is not None:
+            ens = dataclasses.replace(ens, generator=_generator(generator)[0], generator_auto=False)
         if networks is not None:
             ens = dataclasses.replace(ens, networks=_networks(networks))
         if seed is not None:
@@ -410,15 +416,27 @@ def _ensemble(sec: dict) -> EnsembleConfig:
     if bins > MAX_BINS:
         raise ConfigError(f"ensemble.jackknife_bins: at most {MAX_BINS:,} (each bin keeps a full "
                           f"moment state; 32 to 256 are plenty), got {bins:,}")
+    generator, generator_auto = _generator(sec.get("generator", GENERATOR_AUTO))
     first_block = sec.get("first_block", 0)
     if isinstance(first_block, bool) or not isinstance(first_block, int) or not 0 <= first_block < 2**40:
         raise ConfigError(f"ensemble.first_block: must be an integer in [0, 2**40), got {first_block!r}")
     ens = EnsembleConfig(networks, seed, sampler, laws["weights"].name, block_size, bins, first_block,
                          biases=laws["biases"].name, weights_nu=laws["weights"].nu,
-                         biases_nu=laws["biases"].nu)
+                         biases_nu=laws["biases"].nu, generator=generator,
+                         generator_auto=generator_auto)
     if sampler != AUTO:
         _check_sampler_weights(ens)
     return ens
+
+
+def _generator(value) -> tuple[str, bool]:
+    """(generator name, whether it was left to the default) for ``ensemble.generator``."""
+    if value == GENERATOR_AUTO:
+        return DEFAULT_GENERATOR, True
+    if not isinstance(value, str) or value not in GENERATORS:
+        raise ConfigError(f"ensemble.generator: {value!r} is not allowed; allowed: "
+                          f"{', '.join((GENERATOR_AUTO,) + tuple(GENERATORS))}")
+    return value, False
 
 
 def _check_sampler_weights(ens: EnsembleConfig) -> None:

@@ -61,6 +61,7 @@ class RunState:
     up_to_date: bool = False                # the existing file is complete: nothing to do
     stored_attrs: dict = field(default_factory=dict)   # the existing file's attributes
     sampler: str = ""                       # the backend that runs (a resume keeps the file's)
+    generator: str = ""                     # the generator that runs (likewise)
     timing: dict = field(default_factory=lambda: {"sampling": 0.0, "reduction": 0.0, "checkpoint": 0.0})
     rank_times: object = None               # schedule.RankTimes of this session (root)
     training: BinnedMoments | None = None   # [training]: the trained networks' accumulator
@@ -140,13 +141,16 @@ def _simulate(cfg, *, output=None, threads: int | None = None, progress: str | N
         except Exception as exc:             # tell the other ranks, then raise here
             comm.bcast(("error", (str(exc), type(exc))))
             raise
-    status, start = comm.bcast(("ok", (state.start_block, state.sampler)) if comm.is_root else None)
+    status, start = comm.bcast(("ok", (state.start_block, state.sampler, state.generator))
+                               if comm.is_root else None)
     if status == "error":                    # the root reports the error
         message, cause = start
         raise PeerFailed(f"the root rank failed: {message}", cause)
-    start_block, sampler = start
+    start_block, sampler, generator = start
     if sampler != cfg.ensemble.sampler:      # resumed with the sampler recorded in the file
         cfg = cfg.replace(sampler=sampler)
+    if generator != cfg.ensemble.generator:  # ... and with its generator
+        cfg = cfg.replace(generator=generator)
 
     total = cfg.ensemble.blocks
     layout = state.acc.layout if comm.is_root else accumulator_layout(cfg)
@@ -255,7 +259,8 @@ def _root_setup(cfg, path, force: bool) -> RunState:
         log.info("rounding %s networks up to %s (whole blocks of %d)", f"{cfg.ensemble.networks:,}",
                  f"{requested:,}", cfg.ensemble.block_size)
     if path is None or not path.exists() or force:
-        state = RunState(new_accumulator(cfg), start_block=0, sampler=cfg.ensemble.sampler)
+        state = RunState(new_accumulator(cfg), start_block=0, sampler=cfg.ensemble.sampler,
+                         generator=cfg.ensemble.generator)
         if cfg.training is not None:
             from ..training.accumulate import new_training_accumulator
             state.training = new_training_accumulator(cfg)
@@ -274,6 +279,12 @@ def _root_setup(cfg, path, force: bool) -> RunState:
         # of an earlier version, or one whose backend "auto" no longer picks), bitwise
         log.info("resuming %s with its sampler %s (sampler = \"auto\")", path, stored)
         cfg = cfg.replace(sampler=stored)
+    stored_gen = existing.config.ensemble.generator
+    if cfg.ensemble.generator_auto and stored_gen != cfg.ensemble.generator:
+        # no generator named: a file keeps the generator it was started with (a file of an
+        # earlier version: philox53), so a resume or extension continues it bitwise
+        log.info("resuming %s with its generator %s", path, stored_gen)
+        cfg = cfg.replace(generator=stored_gen)
     check_compatible(cfg, existing.config, f"existing output {path}")
     if existing.attrs.get("merged"):
         raise ResumeError(f"{path} is the output of mcsim merge and cannot be resumed or "
@@ -289,6 +300,7 @@ def _root_setup(cfg, path, force: bool) -> RunState:
         raise ResumeError(f"{path} holds no /training accumulator matching its {acc.blocks} blocks; "
                           "cannot resume a [training] run from it (use --force)")
     state = RunState(acc, start_block=acc.blocks, sampler=cfg.ensemble.sampler,
+                     generator=cfg.ensemble.generator,
                      runtime_before=float(existing.attrs.get("runtime_seconds", 0.0)),
                      created=existing.attrs.get("created"), stored_attrs=existing.attrs,
                      training=existing.training if cfg.training is not None else None)

@@ -28,7 +28,7 @@ class DenseSampler(Sampler):
         from ..kernels import dense, rng
         ens, L = cfg.ensemble, cfg.network.depth
         wl, bl = ens.weight_law, ens.bias_law
-        self._key = rng.seed_key(ens.seed)
+        self._key = rng.stream_key(ens.seed, ens.generator)  # its type: the generator
         layout = ntk_layout(cfg, quantities)
         if layout is not None:          # NTK: explicit backpropagation (Gaussian laws: config.schema)
             from ..kernels import ntk_dense

@@ -58,7 +58,7 @@ class MarkovSampler(Sampler):
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
         from ..kernels import rng
-        self._key = rng.seed_key(cfg.ensemble.seed)
+        self._key = rng.stream_key(cfg.ensemble.seed, cfg.ensemble.generator)  # its type: the generator
         self._args = kernel_arguments(cfg)
         layout = ntk_layout(cfg, quantities)
         self._kernel_width = int(get_quantity("gram").length(cfg))

@@ -34,6 +34,8 @@ class _Reduced(Sampler):
         super().__init__(cfg, quantities)
         from ..kernels import reduced, rng
         self._kernel = getattr(reduced, self._kernel_name)
+        # draws no fill_normals, the only draw the generators differ in: the philox53 key
+        # under either generator (one compiled specialisation)
         self._key = rng.seed_key(cfg.ensemble.seed)
         self._args = kernel_arguments(cfg)
 

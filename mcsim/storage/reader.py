@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, ResultFileError
+from ..generators import LEGACY_GENERATOR
 from ..stats.accumulator import BinnedMoments
 from ..stats.finite import nonfinite_entries
 from ..stats.quantities import Layout
@@ -167,6 +168,10 @@ def read_config(attrs: dict, path):
         if not isinstance(inputs, dict) or set(inputs) - {"values"}:
             raise ConfigError("inputs: a result file stores its inputs as values (it names "
                               f"{', '.join(sorted(inputs)) if isinstance(inputs, dict) else inputs!r})")
+        ens = raw.get("ensemble")
+        if isinstance(ens, dict) and "generator" not in ens:
+            # written before the setting existed: the only generator then (mcsim.generators)
+            raw["ensemble"] = {**ens, "generator": LEGACY_GENERATOR}
         return config_from_dict(raw)
     except ResultFileError:
         raise

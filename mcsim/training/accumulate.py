@@ -114,12 +114,12 @@ class TrainingWorker:
     def __init__(self, cfg):
         from ..activations import get_activation
         from ..kernels.dense import WEIGHT_CODES
-        from ..kernels.rng import seed_key
+        from ..kernels.rng import stream_key
         from ..kernels import training as kt
         tc, net = cfg.training, cfg.network
         act = get_activation(net.activation)
         self.kt = kt
-        self.key = seed_key(cfg.ensemble.seed)
+        self.key = stream_key(cfg.ensemble.seed, cfg.ensemble.generator)
         self.x = np.ascontiguousarray(np.vstack([tc.inputs, cfg.inputs]), dtype=np.float64)
         self.N = tc.n_train
         self.y = np.ascontiguousarray(tc.targets, dtype=np.float64)
