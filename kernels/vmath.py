@@ -18,7 +18,9 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
                exactly reduced argument;
 - ``tanh``     Cephes ``tanh.c``: rational for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1);
                exactly odd (sign by bit-copy), exactly +-1 for |x| >= 19.1;
-- ``erf`` / ``erfc`` fdlibm ``s_erf.c`` (rationals on four intervals, tails with two exps);
+- ``erf`` / ``erfc`` own Chebyshev fits (an odd polynomial below 0.84375, else
+               t exp(-x^2 + P(t)) with t = 3 / (3 + |x|): one division and one exp, the
+               exponent carried exactly; bounds derived and measured, see the section);
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
                |x| > TRIG_MAX (~2^20 pi/2, beyond what the reduction handles) they call libm:
