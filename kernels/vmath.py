@@ -42,7 +42,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .jit import inline
 from .fdlibm import LN2_HI, LN2_LO, bits_f64, f64_bits, log_kernel, sincos_quadrants
@@ -111,6 +111,39 @@ def _strict_sub(typingctx, a, b):
             return builder.fsub(args[0], args[1], flags=("nsz",))
 
         return types.float64(types.float64, types.float64), codegen
+    return None
+
+
+def _estrin(c, u):
+    """sum_i c[i] u^i for a constant tuple c, by Estrin's scheme (Numba only): pairs
+    c[2j] + c[2j+1] u, then pairs of those with u^2, u^4, ... (depth log2(len(c)))."""
+    raise NotImplementedError
+
+
+def _estrin_source(n):
+    # the straight-line source of _estrin for a tuple of n coefficients
+    names = [f"p{j}" for j in range((n + 1) // 2)]
+    lines = ["def impl(c, u):"]
+    for j, name in enumerate(names):
+        i = 2 * j
+        lines.append(f"    {name} = c[{i}] + c[{i + 1}] * u" if i + 1 < n else f"    {name} = c[{i}]")
+    lines.append("    w = u * u")
+    while len(names) > 1:
+        for j in range(0, len(names) - 1, 2):
+            lines.append(f"    {names[j]} = {names[j]} + {names[j + 1]} * w")
+        names = names[::2]
+        if len(names) > 1:
+            lines.append("    w = w * w")
+    lines.append(f"    return {names[0]}")
+    return "\n".join(lines)
+
+
+@overload(_estrin, inline="always")
+def _estrin_impl(c, u):
+    if isinstance(c, types.UniTuple) and isinstance(c.dtype, types.Float):
+        scope = {}
+        exec(_estrin_source(c.count), scope)
+        return scope["impl"]
     return None
 
 
@@ -289,22 +322,7 @@ _EXP_C = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
 
 @inline
 def _exp_poly(r):
-    r2 = r * r
-    e0_0 = (_EXP_C[0] + _EXP_C[1] * r)
-    e0_1 = (_EXP_C[2] + _EXP_C[3] * r)
-    e0_2 = (_EXP_C[4] + _EXP_C[5] * r)
-    e0_3 = (_EXP_C[6] + _EXP_C[7] * r)
-    e0_4 = (_EXP_C[8] + _EXP_C[9] * r)
-    e0_5 = (_EXP_C[10] + _EXP_C[11] * r)
-    e1_0 = e0_0 + e0_1 * r2
-    e1_1 = e0_2 + e0_3 * r2
-    e1_2 = e0_4 + e0_5 * r2
-    r4 = r2 * r2
-    e2_0 = e1_0 + e1_1 * r4
-    e2_1 = e1_2
-    r8 = r4 * r4
-    e3_0 = e2_0 + e2_1 * r8
-    return 1.0 + (r + r2 * e3_0)
+    return 1.0 + (r + (r * r) * _estrin(_EXP_C, r))
 
 
 @inline
@@ -318,86 +336,19 @@ def _exp_poly_scaled(r, kf):
 @inline
 def _erf_small(z):
     # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (Estrin's scheme, see _EXP_C)
-    z2 = z * z
-    s0_0 = (_ERF_S[0] + _ERF_S[1] * z)
-    s0_1 = (_ERF_S[2] + _ERF_S[3] * z)
-    s0_2 = (_ERF_S[4] + _ERF_S[5] * z)
-    s0_3 = (_ERF_S[6] + _ERF_S[7] * z)
-    s0_4 = (_ERF_S[8] + _ERF_S[9] * z)
-    s0_5 = (_ERF_S[10] + _ERF_S[11] * z)
-    s1_0 = s0_0 + s0_1 * z2
-    s1_1 = s0_2 + s0_3 * z2
-    s1_2 = s0_4 + s0_5 * z2
-    z4 = z2 * z2
-    s2_0 = s1_0 + s1_1 * z4
-    s2_1 = s1_2
-    z8 = z4 * z4
-    s3_0 = s2_0 + s2_1 * z8
-    return s3_0
+    return _estrin(_ERF_S, z)
 
 
 @inline
 def _erf_tail_poly(u):
     # P(t), t = u + _ERF_P_MID, for erf: a in [0.84375, 6]
-    u2 = u * u
-    p0_0 = (_ERF_P[0] + _ERF_P[1] * u)
-    p0_1 = (_ERF_P[2] + _ERF_P[3] * u)
-    p0_2 = (_ERF_P[4] + _ERF_P[5] * u)
-    p0_3 = (_ERF_P[6] + _ERF_P[7] * u)
-    p0_4 = (_ERF_P[8] + _ERF_P[9] * u)
-    p0_5 = (_ERF_P[10] + _ERF_P[11] * u)
-    p0_6 = (_ERF_P[12] + _ERF_P[13] * u)
-    p0_7 = (_ERF_P[14] + _ERF_P[15] * u)
-    p0_8 = (_ERF_P[16] + _ERF_P[17] * u)
-    p1_0 = p0_0 + p0_1 * u2
-    p1_1 = p0_2 + p0_3 * u2
-    p1_2 = p0_4 + p0_5 * u2
-    p1_3 = p0_6 + p0_7 * u2
-    p1_4 = p0_8
-    u4 = u2 * u2
-    p2_0 = p1_0 + p1_1 * u4
-    p2_1 = p1_2 + p1_3 * u4
-    p2_2 = p1_4
-    u8 = u4 * u4
-    p3_0 = p2_0 + p2_1 * u8
-    p3_1 = p2_2
-    u16 = u8 * u8
-    p4_0 = p3_0 + p3_1 * u16
-    return p4_0
+    return _estrin(_ERF_P, u)
 
 
 @inline
 def _erfc_tail_poly(u):
     # Q(u) with P(t) = C0 + u Q(u), t = u + _ERFC_P_MID, for erfc: a in [0, 27.3]
-    u2 = u * u
-    q0_0 = (_ERFC_Q[0] + _ERFC_Q[1] * u)
-    q0_1 = (_ERFC_Q[2] + _ERFC_Q[3] * u)
-    q0_2 = (_ERFC_Q[4] + _ERFC_Q[5] * u)
-    q0_3 = (_ERFC_Q[6] + _ERFC_Q[7] * u)
-    q0_4 = (_ERFC_Q[8] + _ERFC_Q[9] * u)
-    q0_5 = (_ERFC_Q[10] + _ERFC_Q[11] * u)
-    q0_6 = (_ERFC_Q[12] + _ERFC_Q[13] * u)
-    q0_7 = (_ERFC_Q[14] + _ERFC_Q[15] * u)
-    q0_8 = (_ERFC_Q[16] + _ERFC_Q[17] * u)
-    q0_9 = (_ERFC_Q[18] + _ERFC_Q[19] * u)
-    q0_10 = (_ERFC_Q[20] + _ERFC_Q[21] * u)
-    q0_11 = (_ERFC_Q[22] + _ERFC_Q[23] * u)
-    q1_0 = q0_0 + q0_1 * u2
-    q1_1 = q0_2 + q0_3 * u2
-    q1_2 = q0_4 + q0_5 * u2
-    q1_3 = q0_6 + q0_7 * u2
-    q1_4 = q0_8 + q0_9 * u2
-    q1_5 = q0_10 + q0_11 * u2
-    u4 = u2 * u2
-    q2_0 = q1_0 + q1_1 * u4
-    q2_1 = q1_2 + q1_3 * u4
-    q2_2 = q1_4 + q1_5 * u4
-    u8 = u4 * u4
-    q3_0 = q2_0 + q2_1 * u8
-    q3_1 = q2_2
-    u16 = u8 * u8
-    q4_0 = q3_0 + q3_1 * u16
-    return q4_0
+    return _estrin(_ERFC_Q, u)
 
 
 @inline
