@@ -9,7 +9,8 @@ network-layer, the two thread counts alternating (round robin) and the minimum o
 repeats quoted: other processes share the cores. In the same run a trivially parallel
 kernel (``_calibrate``: independent sums, no memory traffic) measures how much of a second
 core the machine gives right now; the moment kernel's speed-up is to be read against it.
-Writes ``results/moments.json``.
+The serial kernel from before (``moments_before.py``) is timed in the same round robin (its
+"2 threads" entry is the same serial code). Writes ``results/moments.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # siblings, also when 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from _timing import machine_info, write_json  # noqa: E402
+
+import moments_before  # noqa: E402
 
 from mcsim.kernels import moments  # noqa: E402
 from mcsim.kernels.jit import parallel_kernel, set_threads, threading_layer  # noqa: E402
@@ -59,6 +62,8 @@ def bench(quick: bool) -> dict:
         "block_moments": (lambda: moments.block_moments(x, layers, columns, tr, 3, mean, m2, m3),
                           1e6 / per),
         "calibration": (lambda: _calibrate(xc, cal), 1e3),
+        "serial before": (lambda: moments_before.block_moments(x, layers, columns, tr, 3, mean,
+                                                               m2, m3), 1e6 / per),
     }
     threads = (1, 2)
     best = {(c, t): float("inf") for c in cases for t in threads}
@@ -81,6 +86,8 @@ def bench(quick: bool) -> dict:
         results[c] = {f"{t} thread(s)": best[c, t] for t in threads}
         results[c]["speed-up"] = best[c, 1] / best[c, 2]
     results["block_moments"]["unit"] = "us per network-layer"
+    results["serial before"]["unit"] = "us per network-layer"
+    results["block_moments"]["1 thread / serial before"] = best["block_moments", 1] / best["serial before", 1]
     results["calibration"]["unit"] = "ms per call"
     return {"machine": machine_info(), "threading_layer": threading_layer(),
             "k": k, "m": m, "T": len(tr), "block_size": block_size, "repeats": repeats,
@@ -100,6 +107,8 @@ def main(argv=None) -> int:
         print(f"{c:<15s} 1 thread {r['1 thread(s)']:8.3f}  2 threads {r['2 thread(s)']:8.3f} "
               f" {r['unit']}   speed-up {r['speed-up']:.2f}")
     print(f"same bits at 1 and 2 threads: {res['same_bits_1_and_2_threads']}")
+    print(f"block_moments 1 thread / serial before: "
+          f"{res['results']['block_moments']['1 thread / serial before']:.2f}")
     if not args.no_write:
         print(f"wrote {write_json('moments', res)}")
     return 0

@@ -33,7 +33,7 @@ from numba import prange, types
 from numba.extending import overload
 
 from .jit import inline, kernel, parallel_kernel
-from .reduce import dot, dot3, total
+from .reduce import dot, total
 
 __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 
@@ -62,10 +62,11 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
     layer) computes the means and the deviations D (tasks, m, N); (2) the m(m+1)/2 + T
     products of every task are cut into pieces of ``PIECE`` and spread over the threads (for
     k = 8 with six-point statistics a task has 8,436 triples: this is the pass that matters).
-    Every output entry is one call of ``kernels.reduce`` (``total``, ``dot``, ``dot3``: fixed
-    order, not reassociated, compiled apart from this kernel) on data that do not depend on
-    the schedule, so the result is bitwise the same for any number of threads and for
-    compiled and cached code (tests/test_moments.py, tests/test_cache_reproducibility.py).
+    Every output entry is one call of ``kernels.reduce`` (``total``, ``dot``: fixed order,
+    not reassociated, compiled apart from this kernel; M3 with the bits of ``dot3``) on data
+    that do not depend on the schedule, so the result is bitwise the same for any number of
+    threads and for compiled and cached code (tests/test_moments.py,
+    tests/test_cache_reproducibility.py).
     """
     n_blocks, N = samples.shape[0], samples.shape[1]
     m = columns.shape[0]
@@ -100,6 +101,13 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
         i = task // Sr
         r = task - i * Sr
         Dt = D[task]
+        # d_p d_q, rounded, is kept while consecutive triples share (p, q) (they run over u
+        # for the sorted table): dot(d_p d_q, d_u) adds fl(d_p d_q) d_u into the same partial
+        # sums in the same order as dot3(d_p, d_q, d_u), so the bits are dot3's at one
+        # multiplication per term instead of two
+        prod = np.empty(N)
+        last_p = -1
+        last_q = -1
         for item in range(first, min(first + PIECE, n_items)):
             if item < n_pairs:
                 p = pairs[item, 0]
@@ -109,7 +117,14 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
                 m2_out[i, r, q, p] = acc
             else:
                 t = item - n_pairs
-                m3_out[i, r, t] = dot3(Dt[triples[t, 0]], Dt[triples[t, 1]], Dt[triples[t, 2]])
+                p = triples[t, 0]
+                q = triples[t, 1]
+                if p != last_p or q != last_q:
+                    for j in range(N):
+                        prod[j] = Dt[p, j] * Dt[q, j]
+                    last_p = p
+                    last_q = q
+                m3_out[i, r, t] = dot(prod, Dt[triples[t, 2]])
 
 
 def _count_at(count, s):
