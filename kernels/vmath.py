@@ -243,32 +243,37 @@ def tanh(x):
 
 
 # --- erf / erfc ------------------------------------------------------------------------------
-# Two regions of a = |x|, both branch-free (every lane evaluates both, a select picks one):
+# Branch-free (every lane evaluates every part, selects pick), with a = |x|:
 #
-#   a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 11;
-#   a >= 0.84375: erfc(a) = t exp(-a^2 + P(t)), t = 3 / (3 + a), P a polynomial in t - t_mid.
+#   erf,  a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 11;
+#   erfc, every a:      erfc(a) = t exp(-a^2 + P(t)), t = 3 / (3 + a), P a polynomial in
+#                       u = t - t_mid (erf beyond 0.84375 is 1 - erfc, with a cheaper P).
 #
 # One division and one exp per element. (fdlibm's s_erf.c, used before, evaluates four
 # rationals and two exps: five divisions, about twice the time; docs/performance.md.) S and P
 # are Chebyshev interpolants, computed in 50-digit arithmetic (mpmath) and rewritten as
-# monomials in z = a^2 resp. u = t - t_mid, of erf(a)/a - 1 on [0, 0.84375^2] (first omitted
-# Chebyshev coefficient 1e-17 relative to 1 + S) and of log(erfc(a) e^(a^2) / t) on two
-# ranges of t:
+# monomials, of erf(a)/a - 1 on z = a^2 in [0, 0.84375^2] (first omitted Chebyshev
+# coefficient 1e-17 relative to 1 + S) and of log(erfc(a) e^(a^2) / t) on two ranges:
 #
-#   _ERF_P:  a in [0.84375, 6] (erf only needs erfc to ~2e-17 absolute; erf(a) = 1 beyond 5.93),
-#            18 terms, |error| * erfc(a) <= 1.3e-17 with the coefficients rounded to double;
-#   _ERFC_P: a in [0.84375, 27.3] (erfc rounds to 0 beyond), 23 terms, |error| <= 1.1e-16
-#            with rounded coefficients (mostly the rounding of P itself, |P| ~ 1.1-1.7).
+#   _ERF_P:  a in [0.84375, 6] (erf only needs erfc to ~2e-17 absolute; erf(a) = 1 beyond
+#            5.93), 18 terms, |error| * erfc(a) <= 1.3e-17 with the coefficients rounded;
+#   erfc:    a in [0, 27.3] (erfc rounds to 0 beyond), 25 terms, P = C0 + u Q(u) with C0
+#            split as C0_HI (a multiple of 2^-42) + C0_LO; |error| <= 8e-17 with the
+#            coefficients rounded.
 #
-# sum |c_i| |u|^i is 1.4 and 1.8: Horner's roundings stay a few 1e-17. For erfc the exponent
-# -a^2 is carried exactly: a^2 = zh^2 + (a - zh)(a + zh) with zh = a cut to 21 significant
-# bits (zh^2 exact), and zh^2 - k ln2_hi is exact too (both multiples of 2^-42 for a >= 0.5,
-# difference below 4), so the large part is rounded once, in k ln2_lo. Error budget of erfc in
-# the tail, relative, in units of 2^-53: t (two roundings, times 1 + t |P'(t)| <= 1.6) 1.6,
-# P and the exponent ~1.5, exp's kernel (fdlibm e_exp.c) < 1, the final product 0.5: a bound
-# of ~4.6 ulp, measured maxima 3 ulp (tests/test_activations.py, AVX2 and AVX-512 builds,
-# which give the same bits). erf: the small region within 1 ulp; the tail 1 - erfc within
-# 0.5 + erfc's absolute error (<= 0.2 ulp of erf) ulp: measured 1 ulp.
+# sum |c_i| |u|^i is 1.4 and 1.9, so the roundings of the evaluation (Estrin's scheme, see
+# _EXP_C) stay a few 1e-17. For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
+# (a - zh)(a + zh) with zh = a cut to 21 significant bits (zh^2 exact), and zh^2 - k ln2_hi
+# + C0_HI is exact too for a >= 0.5 (multiples of 2^-42 below 4), so the large part is
+# rounded once, in k ln2_lo (below 0.5 the exponent is O(1) and its roundings are ~1e-16
+# absolute). The two roundings of t are corrected (see _erfc_tail). Error budget of erfc,
+# relative, in units of 2^-53: P (truncation, coefficients, evaluation) ~1, the reduced
+# exponent's last roundings ~0.5, e^r (Taylor, < 5e-18 truncation) and its assembly ~0.7, the
+# final product 0.5: ~3 ulp, the measured maximum against mpmath (gelu adds the product and
+# the halving: 4 ulp).
+# erf: the small region within 1 ulp; beyond, 1 - erfc within 0.5 ulp plus erfc's absolute
+# error (<= 0.2 ulp of erf): measured 1 ulp (tests/test_activations.py, for the AVX2 and the
+# AVX-512 builds, which give the same bits).
 _ERF_S = (0.1283791670955126, -0.3761263890318375, 0.11283791670954747, -0.02686617064503173,
           0.005223977624088953, -0.0008548326914788754, 0.000120553274432313,
           -1.4925464145762318e-05, 1.6457924042769818e-06, -1.6303196466129588e-07,
@@ -370,7 +375,7 @@ def _erfc_for_erf(a):
 
 @inline
 def _erfc_tail(a):
-    # erfc(a) for 0.84375 <= a, to full relative precision (0 beyond 27.3); NaN lanes give
+    # erfc(a) for a >= 0, to full relative precision (0 beyond 27.3); NaN lanes give
     # garbage, callers restore NaN
     a = a if a < _ERFC_ZERO else _ERFC_ZERO         # also keeps inf - inf out
     # t = 3 / (3 + a) is rounded twice (3 + a = d + d_lo, then the division); G(t) =
