@@ -181,43 +181,6 @@ def _dense_network(key, block, network, inputs, widths, C_W, C_b, act_code, act_
 
 
 @parallel_kernel
-def sample_dense(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
-                 act_code, act_param, weight_code, out):
-    """Sample Ghat^(2..L) of ``n_blocks * block_size`` networks with explicit weights.
-
-    Arguments as ``sample_markov`` plus ``weight_code`` (0 gaussian, 1 uniform,
-    2 rademacher); ``out`` (n_blocks, block_size, L-1, m) gets
-    ``out[i, j, s, p]`` = pair p of Ghat^(s+2) of network j of block first_block + i.
-    Parallel over networks; bitwise independent of the number of threads.
-    """
-    check_sampler_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
-    if weight_code < 0 or weight_code > 2:
-        raise ValueError("weight_code must be 0 (gaussian), 1 (uniform) or 2 (rademacher)")
-    zero = np.zeros(widths.shape[0])
-    k, n0 = inputs.shape
-    L = widths.shape[0]
-    total = n_blocks * block_size
-    if L < 2 or total == 0:
-        return
-    nmax = n0
-    for l in range(L - 1):
-        nmax = max(nmax, widths[l])
-    n_chunks = min(total, MAX_CHUNKS)
-    for c in numba.prange(n_chunks):
-        G = np.empty((k, k))
-        h = np.empty((k, nmax))
-        z = np.empty((k, nmax))
-        w = np.empty(nmax)
-        lo, hi = chunk_range(c, n_chunks, total)
-        for t in range(lo, hi):
-            i = t // block_size
-            j = t - i * block_size
-            _dense_network(key, first_block + i, j, inputs, widths, C_W, C_b, act_code,
-                           act_param, weight_code, 0, GAUSSIAN, 0, zero, zero, 0, 0,
-                           G, h, z, w, w, w, out[i, j])
-
-
-@parallel_kernel
 def sample_dense_laws(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
                       act_code, act_param, weight_code, weight_nu, bias_code, bias_nu,
                       k4w, k4b, n_diag, n_full, out):
@@ -264,3 +227,22 @@ def sample_dense_laws(key, first_block, n_blocks, block_size, inputs, widths, C_
             _dense_network(key, first_block + i, j, inputs, widths, C_W, C_b, act_code,
                            act_param, weight_code, weight_nu, bias_code, bias_nu, k4w, k4b,
                            n_diag, n_full, G, h, z, w, t, u, out[i, j])
+
+
+@kernel
+def sample_dense(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
+                 act_code, act_param, weight_code, out):
+    """Sample Ghat^(2..L) of ``n_blocks * block_size`` networks with explicit weights.
+
+    Arguments as ``sample_markov`` plus ``weight_code`` (0 gaussian, 1 uniform,
+    2 rademacher); ``out`` (n_blocks, block_size, L-1, m) gets
+    ``out[i, j, s, p]`` = pair p of Ghat^(s+2) of network j of block first_block + i.
+    ``sample_dense_laws`` with Gaussian biases and no cumulant entries (the same chunk loop,
+    parallel over networks; bitwise independent of the number of threads).
+    """
+    check_sampler_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
+    if weight_code < 0 or weight_code > 2:
+        raise ValueError("weight_code must be 0 (gaussian), 1 (uniform) or 2 (rademacher)")
+    zero = np.zeros(widths.shape[0])
+    sample_dense_laws(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
+                      act_code, act_param, weight_code, 0, GAUSSIAN, 0, zero, zero, 0, 0, out)

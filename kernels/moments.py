@@ -29,23 +29,21 @@ on every x86-64 node with FMA.
 from __future__ import annotations
 
 import numpy as np
-from numba import types
+from numba import prange, types
 from numba.extending import overload
 
-from .jit import inline, kernel
-from .reduce import dot, dot3, total
+from .jit import inline, kernel, parallel_kernel
+from .reduce import dot, total
 
 __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 
 
-# Serial on purpose. As a prange loop, its reductions (vectorised under `reassoc`) compiled
-# to different last bits in the process that compiled the kernel than in processes that
-# loaded it from Numba's cache (numba 0.68, also with the loop body in a separate kernel),
-# which broke bitwise reproducibility between ranks. Serial, the compiled and the cached
-# code agree (tests/test_moments.py checks it in fresh processes). The cost is small: the
-# threads parallelise the sampling, which dominates except for k >= 6 with six-point
-# statistics.
-@kernel
+#: products (pairs, then triples) per parallel work item of ``block_moments``: enough work per
+#: item (~PIECE N multiply-adds) to hide the scheduling, small enough to balance 2-64 threads
+PIECE = 64
+
+
+@parallel_kernel
 def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3_out):
     """Exact two-pass central moments of every block, for the selected layers and columns.
 
@@ -60,36 +58,73 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
         m2_out: (n_blocks, Sr, m, m) <- M2 = sum d d^T (full symmetric).
         m3_out: (n_blocks, Sr, T) <- M3[t] = sum d_p d_q d_r (only written if order == 3).
 
-    Each block's count is ``block_size``. Every output entry is computed in a fixed order
-    (bitwise independent of thread counts and of compiled vs cached code).
+    Each block's count is ``block_size``. Threaded in two passes: (1) one task per (block,
+    layer) computes the means and the deviations D (tasks, m, N); (2) the m(m+1)/2 + T
+    products of every task are cut into pieces of ``PIECE`` and spread over the threads (for
+    k = 8 with six-point statistics a task has 8,436 triples: this is the pass that matters).
+    Every output entry is one call of ``kernels.reduce`` (``total``, ``dot``: fixed order,
+    not reassociated, compiled apart from this kernel; M3 with the bits of ``dot3``) on data
+    that do not depend on the schedule, so the result is bitwise the same for any number of
+    threads and for compiled and cached code (tests/test_moments.py,
+    tests/test_cache_reproducibility.py).
     """
     n_blocks, N = samples.shape[0], samples.shape[1]
     m = columns.shape[0]
     Sr = layers.shape[0]
-    T = triples.shape[0]
-    for task in range(n_blocks * Sr):
+    T = triples.shape[0] if order >= 3 else 0
+    n_tasks = n_blocks * Sr
+    # deviations transposed to (m, N) per task, so that every sum below is contiguous
+    D = np.empty((n_tasks, m, N))
+    for task in prange(n_tasks):
         i = task // Sr
         r = task - i * Sr
         s = layers[r]
-        # deviations transposed to (m, N) so that every sum below is a contiguous reduction
-        D = np.empty((m, N))
         for p in range(m):
             c = columns[p]
             mu = total(samples[i, :, s, c]) / N
             mean_out[i, r, p] = mu
             for j in range(N):
-                D[p, j] = samples[i, j, s, c] - mu
-        for p in range(m):
-            for q in range(p, m):
-                acc = dot(D[p], D[q])
+                D[task, p, j] = samples[i, j, s, c] - mu
+    n_pairs = m * (m + 1) // 2
+    pairs = np.empty((n_pairs, 2), dtype=np.int64)
+    k = 0
+    for p in range(m):
+        for q in range(p, m):
+            pairs[k, 0] = p
+            pairs[k, 1] = q
+            k += 1
+    n_items = n_pairs + T
+    n_pieces = (n_items + PIECE - 1) // PIECE
+    for job in prange(n_tasks * n_pieces):
+        task = job // n_pieces
+        first = (job - task * n_pieces) * PIECE
+        i = task // Sr
+        r = task - i * Sr
+        Dt = D[task]
+        # d_p d_q, rounded, is kept while consecutive triples share (p, q) (they run over u
+        # for the sorted table): dot(d_p d_q, d_u) adds fl(d_p d_q) d_u into the same partial
+        # sums in the same order as dot3(d_p, d_q, d_u), so the bits are dot3's at one
+        # multiplication per term instead of two
+        prod = np.empty(N)
+        last_p = -1
+        last_q = -1
+        for item in range(first, min(first + PIECE, n_items)):
+            if item < n_pairs:
+                p = pairs[item, 0]
+                q = pairs[item, 1]
+                acc = dot(Dt[p], Dt[q])
                 m2_out[i, r, p, q] = acc
                 m2_out[i, r, q, p] = acc
-        if order >= 3:
-            for t in range(T):
+            else:
+                t = item - n_pairs
                 p = triples[t, 0]
                 q = triples[t, 1]
-                u = triples[t, 2]
-                m3_out[i, r, t] = dot3(D[p], D[q], D[u])
+                if p != last_p or q != last_q:
+                    for j in range(N):
+                        prod[j] = Dt[p, j] * Dt[q, j]
+                    last_p = p
+                    last_q = q
+                m3_out[i, r, t] = dot(prod, Dt[triples[t, 2]])
 
 
 def _count_at(count, s):

@@ -81,27 +81,27 @@ def _stream_reset(st):
 
 
 @inline
-def _uniform(key, block, network, st):
-    if st[1] != 0.0:
-        st[1] = 0.0
-        return st[2]
-    ua, ub = uniforms_at(key, block, network, np.uint64(st[0]))
+def _from_pairs(draw_pair, slot, key, block, network, st):
+    # one value of a stream drawn in pairs: st[slot] != 0 when st[slot + 1] holds the second
+    # value of the last pair (returned next); otherwise a fresh pair at counter st[0]
+    if st[slot] != 0.0:
+        st[slot] = 0.0
+        return st[slot + 1]
+    a, b = draw_pair(key, block, network, np.uint64(st[0]))
     st[0] += 1.0
-    st[1] = 1.0
-    st[2] = ub
-    return ua
+    st[slot] = 1.0
+    st[slot + 1] = b
+    return a
+
+
+@inline
+def _uniform(key, block, network, st):
+    return _from_pairs(uniforms_at, 1, key, block, network, st)
 
 
 @inline
 def _normal(key, block, network, st):
-    if st[3] != 0.0:
-        st[3] = 0.0
-        return st[4]
-    z0, z1 = normals_at(key, block, network, np.uint64(st[0]))
-    st[0] += 1.0
-    st[3] = 1.0
-    st[4] = z1
-    return z0
+    return _from_pairs(normals_at, 3, key, block, network, st)
 
 
 @inline

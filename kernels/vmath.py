@@ -18,7 +18,9 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
                exactly reduced argument;
 - ``tanh``     Cephes ``tanh.c``: rational for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1);
                exactly odd (sign by bit-copy), exactly +-1 for |x| >= 19.1;
-- ``erf`` / ``erfc`` fdlibm ``s_erf.c`` (rationals on four intervals, tails with two exps);
+- ``erf`` / ``erfc`` own Chebyshev fits (an odd polynomial below 0.84375, else
+               t exp(-x^2 + P(t)) with t = 3 / (3 + |x|): one division and one exp, the
+               exponent carried exactly; bounds derived and measured, see the section);
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
                |x| > TRIG_MAX (~2^20 pi/2, beyond what the reduction handles) they call libm:
@@ -38,8 +40,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from .jit import inline
 from .fdlibm import LN2_HI, LN2_LO, bits_f64, f64_bits, log_kernel, sincos_quadrants
@@ -71,6 +74,79 @@ def _strict_sub_mul(typingctx, a, b, c):
     return None
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    # a * b + c with one rounding (llvm.fma: an FMA instruction on every target with FMA,
+    # which the bitwise promise assumes anyway; see kernels/reduce.py)
+    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b, c)):
+
+        def codegen(context, builder, sig, args):
+            dbl = args[0].type
+            fn = builder.module.declare_intrinsic("llvm.fma", [dbl],
+                                                  ir.FunctionType(dbl, [dbl, dbl, dbl]))
+            return builder.call(fn, args)
+
+        return types.float64(types.float64, types.float64, types.float64), codegen
+    return None
+
+
+@intrinsic
+def _strict_add(typingctx, a, b):
+    # a + b, never regrouped with neighbouring operations (see _strict_sub_mul)
+    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
+
+        def codegen(context, builder, sig, args):
+            return builder.fadd(args[0], args[1], flags=("nsz",))
+
+        return types.float64(types.float64, types.float64), codegen
+    return None
+
+
+@intrinsic
+def _strict_sub(typingctx, a, b):
+    # a - b, never regrouped with neighbouring operations (see _strict_sub_mul)
+    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
+
+        def codegen(context, builder, sig, args):
+            return builder.fsub(args[0], args[1], flags=("nsz",))
+
+        return types.float64(types.float64, types.float64), codegen
+    return None
+
+
+def _estrin(c, u):
+    """sum_i c[i] u^i for a constant tuple c, by Estrin's scheme (Numba only): pairs
+    c[2j] + c[2j+1] u, then pairs of those with u^2, u^4, ... (depth log2(len(c)))."""
+    raise NotImplementedError
+
+
+def _estrin_source(n):
+    # the straight-line source of _estrin for a tuple of n coefficients
+    names = [f"p{j}" for j in range((n + 1) // 2)]
+    lines = ["def impl(c, u):"]
+    for j, name in enumerate(names):
+        i = 2 * j
+        lines.append(f"    {name} = c[{i}] + c[{i + 1}] * u" if i + 1 < n else f"    {name} = c[{i}]")
+    lines.append("    w = u * u")
+    while len(names) > 1:
+        for j in range(0, len(names) - 1, 2):
+            lines.append(f"    {names[j]} = {names[j]} + {names[j + 1]} * w")
+        names = names[::2]
+        if len(names) > 1:
+            lines.append("    w = w * w")
+    lines.append(f"    return {names[0]}")
+    return "\n".join(lines)
+
+
+@overload(_estrin, inline="always")
+def _estrin_impl(c, u):
+    if isinstance(c, types.UniTuple) and isinstance(c.dtype, types.Float):
+        scope = {}
+        exec(_estrin_source(c.count), scope)
+        return scope["impl"]
+    return None
+
+
 @inline
 def copysign(mag, sgn):
     """|mag| with the sign bit of sgn (bitwise: exact under any fast-math flags)."""
@@ -95,6 +171,21 @@ def _pow2(k):
 
 
 @inline
+def _exp_scaled(r, kf):
+    # e^r 2^k for |r| <= ~ln2/2 + 1e-9, k = kf in [-2044, 1024] (fdlibm's rational for e^r)
+    t = r * r
+    c = r - t * (_EXP_P1 + t * (_EXP_P2 + t * (_EXP_P3 + t * (_EXP_P4 + t * _EXP_P5))))
+    y = 1.0 + (r + r * c / (2.0 - c))
+    # times 2^k in two steps: 2^(k >> 1) by adding to the exponent bits (exact, y stays
+    # normal), then one multiply by the normal 2^(k - (k >> 1)), which overflows to inf or
+    # underflows gradually with one rounding like libm. (Two float multiplies would be
+    # regrouped under `reassoc` into y * (2^k1 2^k2), which overflows.)
+    k = np.int64(np.int32(kf))
+    k1 = k >> _I1
+    return bits_f64(f64_bits(y) + (k1 << _I52)) * _pow2(k - k1)
+
+
+@inline
 def exp(x):
     """e^x (fdlibm e_exp.c without branches); exact inf / 0 / NaN behaviour."""
     # clamp: NaN fails both comparisons and becomes _EXP_MAX (finite, no poison in the
@@ -104,16 +195,7 @@ def exp(x):
     kf = np.floor(xc * _INV_LN2 + 0.5)
     # k * ln2_hi is exact (ln2_hi has 32 significant bits, |k| <= 1077)
     r = _strict_sub_mul(_strict_sub_mul(xc, kf, LN2_HI), kf, LN2_LO)
-    t = r * r
-    c = r - t * (_EXP_P1 + t * (_EXP_P2 + t * (_EXP_P3 + t * (_EXP_P4 + t * _EXP_P5))))
-    y = 1.0 + (r + r * c / (2.0 - c))
-    # times 2^k in two steps, for k in [-1077, 1024]: 2^(k >> 1) by adding to the exponent
-    # bits (exact, y stays normal), then one multiply by the normal 2^(k - (k >> 1)), which
-    # overflows to inf or underflows gradually with one rounding like libm. (Two float
-    # multiplies would be regrouped under `reassoc` into y * (2^k1 2^k2), which overflows.)
-    k = np.int64(np.int32(kf))
-    k1 = k >> _I1
-    y = bits_f64(f64_bits(y) + (k1 << _I52)) * _pow2(k - k1)
+    y = _exp_scaled(r, kf)
     return x if x != x else y
 
 
@@ -161,145 +243,188 @@ def tanh(x):
 
 
 # --- erf / erfc ------------------------------------------------------------------------------
-_ERX = 8.45062911510467529297e-01
-_PP0 = 1.28379167095512558561e-01
-_PP1 = -3.25042107247001499370e-01
-_PP2 = -2.84817495755985104766e-02
-_PP3 = -5.77027029648944159157e-03
-_PP4 = -2.37630166566501626084e-05
-_QQ1 = 3.97917223959155352819e-01
-_QQ2 = 6.50222499887672944485e-02
-_QQ3 = 5.08130628187576562776e-03
-_QQ4 = 1.32494738004321644526e-04
-_QQ5 = -3.96022827877536812320e-06
-_PA0 = -2.36211856075265944077e-03
-_PA1 = 4.14856118683748331666e-01
-_PA2 = -3.72207876035701323847e-01
-_PA3 = 3.18346619901161753674e-01
-_PA4 = -1.10894694282396677476e-01
-_PA5 = 3.54783043256182359371e-02
-_PA6 = -2.16637559486879084300e-03
-_QA1 = 1.06420880400844228286e-01
-_QA2 = 5.40397917702171048937e-01
-_QA3 = 7.18286544141962662868e-02
-_QA4 = 1.26171219808761642112e-01
-_QA5 = 1.36370839120290507362e-02
-_QA6 = 1.19844998467991074170e-02
-_RA0 = -9.86494403484714822705e-03
-_RA1 = -6.93858572707181764372e-01
-_RA2 = -1.05586262253232909814e+01
-_RA3 = -6.23753324503260060396e+01
-_RA4 = -1.62396669462573470355e+02
-_RA5 = -1.84605092906711035994e+02
-_RA6 = -8.12874355063065934246e+01
-_RA7 = -9.81432934416914548592e+00
-_SA1 = 1.96512716674392571292e+01
-_SA2 = 1.37657754143519042600e+02
-_SA3 = 4.34565877475229228821e+02
-_SA4 = 6.45387271733267880336e+02
-_SA5 = 4.29008140027567833386e+02
-_SA6 = 1.08635005541779435134e+02
-_SA7 = 6.57024977031928170135e+00
-_SA8 = -6.04244152148580987438e-02
-_RB0 = -9.86494292470009928597e-03
-_RB1 = -7.99283237680523006574e-01
-_RB2 = -1.77579549177547519889e+01
-_RB3 = -1.60636384855821916062e+02
-_RB4 = -6.37566443368389627722e+02
-_RB5 = -1.02509513161107724954e+03
-_RB6 = -4.83519191608651397019e+02
-_SB1 = 3.03380607434824582924e+01
-_SB2 = 3.25792512996573918826e+02
-_SB3 = 1.53672958608443695994e+03
-_SB4 = 3.19985821950859553908e+03
-_SB5 = 2.55305040643316442583e+03
-_SB6 = 4.74528541206955367215e+02
-_SB7 = -2.24409524465858183362e+01
+# Branch-free (every lane evaluates every part, selects pick), with a = |x|:
+#
+#   erf,  a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 11;
+#   erfc, every a:      erfc(a) = t exp(-a^2 + P(t)), t = 3 / (3 + a), P a polynomial in
+#                       u = t - t_mid (erf beyond 0.84375 is 1 - erfc, with a cheaper P).
+#
+# One division and one exp per element. (fdlibm's s_erf.c, used before, evaluates four
+# rationals and two exps: five divisions, about twice the time; docs/performance.md.) S and P
+# are Chebyshev interpolants, computed in 50-digit arithmetic (mpmath) and rewritten as
+# monomials, of erf(a)/a - 1 on z = a^2 in [0, 0.84375^2] (first omitted Chebyshev
+# coefficient 1e-17 relative to 1 + S) and of log(erfc(a) e^(a^2) / t) on two ranges:
+#
+#   _ERF_P:  a in [0.84375, 6] (erf only needs erfc to ~2e-17 absolute; erf(a) = 1 beyond
+#            5.93), 18 terms, |error| * erfc(a) <= 1.3e-17 with the coefficients rounded;
+#   erfc:    a in [0, 27.3] (erfc rounds to 0 beyond), 25 terms, P = C0 + u Q(u) with C0
+#            split as C0_HI (a multiple of 2^-42) + C0_LO; |error| <= 8e-17 with the
+#            coefficients rounded.
+#
+# sum |c_i| |u|^i is 1.4 and 1.9, so the roundings of the evaluation (Estrin's scheme, see
+# _EXP_C) stay a few 1e-17. For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
+# (a - zh)(a + zh) with zh = a cut to 21 significant bits (zh^2 exact), and zh^2 - k ln2_hi
+# + C0_HI is exact too for a >= 0.5 (multiples of 2^-42 below 4), so the large part is
+# rounded once, in k ln2_lo (below 0.5 the exponent is O(1) and its roundings are ~1e-16
+# absolute). The two roundings of t are corrected (see _erfc_tail). Error budget of erfc,
+# relative, in units of 2^-53: P (truncation, coefficients, evaluation) ~1, the reduced
+# exponent's last roundings ~0.5, e^r (Taylor, < 5e-18 truncation) and its assembly ~0.7, the
+# final product 0.5: ~3 ulp, the measured maximum against mpmath (gelu adds the product and
+# the halving: 4 ulp).
+# erf: the small region within 1 ulp; beyond, 1 - erfc within 0.5 ulp plus erfc's absolute
+# error (<= 0.2 ulp of erf): measured 1 ulp (tests/test_activations.py, for the AVX2 and the
+# AVX-512 builds, which give the same bits).
+_ERF_S = (0.1283791670955126, -0.3761263890318375, 0.11283791670954747, -0.02686617064503173,
+          0.005223977624088953, -0.0008548326914788754, 0.000120553274432313,
+          -1.4925464145762318e-05, 1.6457924042769818e-06, -1.6303196466129588e-07,
+          1.420619410239985e-08, -8.881232333500952e-10)
+_ERF_P = (-0.9308285576783153, 1.7427344048962192, 0.8689766994390669, 0.09479678287601208,
+          -0.42849228226680663, -0.3580193728732537, 0.15455045444627877, 0.4314783254050672,
+          0.06692830013672735, -0.42307357804344625, -0.2591693315924274, 0.353105446040154,
+          0.41761420069085053, -0.23008839964903885, -0.5190332617309322, 0.06890703537156954,
+          0.46432627037296437, 0.06778984824074821)
+# _ERFC_P = C0 + u Q(u); C0 = C0_HI + C0_LO with C0_HI a multiple of 2^-42 (see _erfc_tail)
+_ERFC_C0_HI = -0.9436869663513789
+_ERFC_C0_LO = 8.375965702144973e-14
+_ERFC_Q = (1.7298800724544294, 0.8667310745451944, 0.10729222524951731, -0.4151144852795864,
+           -0.3643913677196885, 0.1322999472590263, 0.42669083111668854, 0.09446394650779742,
+           -0.40285231917890707, -0.28640904906431425, 0.3150431519397276, 0.4375796890626563,
+           -0.17483722154199646, -0.5321928005656476, -0.0023802706274063585,
+           0.5526579195351254, 0.18923341563746784, -0.4875199953056144, -0.33115889770261026,
+           0.3447752708681049, 0.33889132768058317, -0.17013988709694453, -0.172686973404887,
+           0.04149198536282056)
+_ERF_P_MID = 0.556910569105691
+_ERFC_P_MID = 0.5495049504950495
+# kappa(t) = d log G / d log t ~ K0 + K1 u + K2 u^2 (least squares, max error 0.05)
+_ERFC_K0 = 1.9583071782339505
+_ERFC_K1 = 2.5930555258471872
+_ERFC_K2 = 1.510628251605429
+# quadratic estimates of P (least squares; max error 0.0006 for erf's, 0.005 for erfc's)
+_ERF_E0 = -0.9307377670945984
+_ERF_E1 = 1.7452220762728115
+_ERF_E2 = 0.8508088890556252
+_ERFC_E0 = -0.9423220709468338
+_ERFC_E1 = 1.7375534389535303
+_ERFC_E2 = 0.7983749709419427
 _ERF_SMALL = 0.84375
-_ERF_MID = 1.25
-_ERF_TAIL = 1.0 / 0.35
-_ERF_CLAMP = 28.0     # erf = 1 and erfc = 0 (underflow) beyond
+_ERF_T = 3.0          # t = _ERF_T / (_ERF_T + a)
+_ERF_ONE = 6.0        # erf(a) rounds to 1 beyond 5.93
+_ERFC_ZERO = 27.3     # erfc(a) < 2^-1075 (rounds to 0) beyond
+_ERFC_ONE = 2.0 ** -54  # erfc(a) rounds to 1 below
+
+
+# e^r for |r| <= ln2/2 + 2^-30 without a division, for the erf paths: 1 + r + r^2 E(r) with
+# E the Taylor polynomial 1/2! + r/3! + ... + r^11/13! (truncation below r^14/14! e^r < 5e-18,
+# 0.02 ulp; rounding: r^2 E(r) < 0.07 is added to r first, then 1). Polynomials are evaluated
+# by Estrin's scheme: a vector loop over these functions is bound by the latency of its longest
+# chain of dependent operations, not by their number (Horner's 24 chained FMAs made erfc 40 %
+# slower than Estrin's 5 levels).
+_EXP_C = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
+          0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05,
+          2.7557319223985893e-06, 2.755731922398589e-07, 2.505210838544172e-08,
+          2.08767569878681e-09, 1.6059043836821613e-10)
 
 
 @inline
-def _erf_parts(a):
-    # For a = |x| >= 0 (or NaN): (y, r), fdlibm's quantities on a's interval:
-    #   a < 0.84375:      y = P/Q with erf(a) = a + a y
-    #   a < 1.25:         y = P/Q with erf(a) = erx + y, erfc(a) = (1 - erx) - y
-    #   else (a <= 28):   r = erfc(a) a = exp(-z^2 - 0.5625) exp((z - a)(z + a) + R/S)
-    # Numerator and denominator are selected per interval first, so there is one division.
-    a = a if a < _ERF_CLAMP else _ERF_CLAMP         # also keeps inf - inf out of the tail
-    z = a * a
-    ps = _PP0 + z * (_PP1 + z * (_PP2 + z * (_PP3 + z * _PP4)))
-    qs = 1.0 + z * (_QQ1 + z * (_QQ2 + z * (_QQ3 + z * (_QQ4 + z * _QQ5))))
-    s = a - 1.0
-    pm = _PA0 + s * (_PA1 + s * (_PA2 + s * (_PA3 + s * (_PA4 + s * (_PA5 + s * _PA6)))))
-    qm = 1.0 + s * (_QA1 + s * (_QA2 + s * (_QA3 + s * (_QA4 + s * (_QA5 + s * _QA6)))))
-    # the tail rationals are used for a >= 1.25 only; z >= 1 keeps the unused lanes free of
-    # division by zero and overflow (floating-point flags show up as numpy warnings)
-    t = 1.0 / (z if z > 1.0 else 1.0)
-    near = a < _ERF_TAIL
-    # [1.25, 1/0.35): ra / sa, beyond: rb / sb (degrees padded with zeros)
-    r7 = _RA7 if near else 0.0
-    r6 = _RA6 if near else _RB6
-    r5 = _RA5 if near else _RB5
-    r4 = _RA4 if near else _RB4
-    r3 = _RA3 if near else _RB3
-    r2 = _RA2 if near else _RB2
-    r1 = _RA1 if near else _RB1
-    r0 = _RA0 if near else _RB0
-    s8 = _SA8 if near else 0.0
-    s7 = _SA7 if near else _SB7
-    s6 = _SA6 if near else _SB6
-    s5 = _SA5 if near else _SB5
-    s4 = _SA4 if near else _SB4
-    s3 = _SA3 if near else _SB3
-    s2 = _SA2 if near else _SB2
-    s1 = _SA1 if near else _SB1
-    pt = r0 + t * (r1 + t * (r2 + t * (r3 + t * (r4 + t * (r5 + t * (r6 + t * r7))))))
-    qt = 1.0 + t * (s1 + t * (s2 + t * (s3 + t * (s4 + t * (s5 + t * (s6 + t * (s7
-                                                                          + t * s8)))))))
-    small = a < _ERF_SMALL
-    mid = a < _ERF_MID
-    num = ps if small else (pm if mid else pt)
-    den = qs if small else (qm if mid else qt)
-    y = num / den
-    zh = bits_f64(f64_bits(a) & _HI32)           # a with 21 mantissa bits: zh^2 exact
-    r = exp(-zh * zh - 0.5625) * exp((zh - a) * (zh + a) + y)
-    return y, r
+def _exp_poly(r):
+    return 1.0 + (r + (r * r) * _estrin(_EXP_C, r))
+
+
+@inline
+def _exp_poly_scaled(r, kf):
+    # e^r 2^k as _exp_scaled, with _exp_poly for e^r
+    k = np.int64(np.int32(kf))
+    k1 = k >> _I1
+    return bits_f64(f64_bits(_exp_poly(r)) + (k1 << _I52)) * _pow2(k - k1)
+
+
+@inline
+def _erf_small(z):
+    # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (Estrin's scheme, see _EXP_C)
+    return _estrin(_ERF_S, z)
+
+
+@inline
+def _erf_tail_poly(u):
+    # P(t), t = u + _ERF_P_MID, for erf: a in [0.84375, 6]
+    return _estrin(_ERF_P, u)
+
+
+@inline
+def _erfc_tail_poly(u):
+    # Q(u) with P(t) = C0 + u Q(u), t = u + _ERFC_P_MID, for erfc: a in [0, 27.3]
+    return _estrin(_ERFC_Q, u)
+
+
+@inline
+def _erfc_for_erf(a):
+    # erfc(a) for 0.84375 <= a <= 6 (other lanes: clamped, harmless) to ~2e-17 absolute: all
+    # erf needs, so exp's argument -a^2 + P may be rounded (relative error 4e-15 of erfc at
+    # most, absolute 1e-30); no clamp or NaN test in the exp either (the argument is in
+    # [-37, -0.6])
+    a = a if a < _ERF_ONE else _ERF_ONE
+    a = a if a > _ERF_SMALL else _ERF_SMALL
+    t = _ERF_T / (_ERF_T + a)
+    u = t - _ERF_P_MID
+    b = -(a * a)
+    # k from a quadratic estimate of P (within 0.0006), as in _erfc_tail
+    kf = np.floor((b + (_ERF_E0 + u * (_ERF_E1 + u * _ERF_E2))) * _INV_LN2 + 0.5)
+    r = _strict_sub_mul(_strict_add(_strict_sub_mul(b, kf, LN2_HI), _erf_tail_poly(u)), kf, LN2_LO)
+    return t * _exp_poly_scaled(r, kf)
+
+
+@inline
+def _erfc_tail(a):
+    # erfc(a) for a >= 0, to full relative precision (0 beyond 27.3); NaN lanes give
+    # garbage, callers restore NaN
+    a = a if a < _ERFC_ZERO else _ERFC_ZERO         # also keeps inf - inf out
+    # t = 3 / (3 + a) is rounded twice (3 + a = d + d_lo, then the division); G(t) =
+    # t exp(P(t)) = erfc(a) e^(a^2) taken at the rounded t would be off by up to 2.6 ulp
+    # (kappa = d log G / d log t reaches 3.4). So: the true t is t (1 + eta) with
+    # eta = (rem - t d_lo) / 3, rem = 3 - t d exactly (an FMA), d_lo exactly (TwoSum), and
+    # the result is corrected by the factor 1 + eta kappa(t), kappa from a quadratic (within
+    # 5 %: the correction is ~1e-16, so its error is below 1e-17). The correction runs in
+    # parallel with the polynomial, off the critical path.
+    d = _strict_add(_ERF_T, a)
+    dd = _strict_sub(d, _ERF_T)
+    d_lo = _strict_add(_strict_sub(_ERF_T, _strict_sub(d, dd)), _strict_sub(a, dd))
+    t = _ERF_T / d
+    u = t - _ERFC_P_MID
+    eta = (_fma(-t, d, _ERF_T) - t * d_lo) * (1.0 / _ERF_T)
+    kappa = _ERFC_K0 + u * (_ERFC_K1 + u * _ERFC_K2)
+    zh = bits_f64(f64_bits(a) & _HI32)             # a with 21 mantissa bits: zh^2 exact
+    # exponent -a^2 + P(t) = (-zh^2 + C0_HI) + s
+    s = (_ERFC_C0_LO + u * _erfc_tail_poly(u)) - (a - zh) * (a + zh)
+    b = -(zh * zh)
+    # k from a quadratic estimate of P (within 0.005: |r| <= ln2/2 + 0.005, in _exp_poly's
+    # range), so that k, k ln2_hi and k ln2_lo need not wait for the long polynomial
+    kf = np.floor((b + (_ERFC_E0 + u * (_ERFC_E1 + u * _ERFC_E2))) * _INV_LN2 + 0.5)
+    # r = (((b - k ln2_hi) + C0_HI) + s) - k ln2_lo in this order, the first two steps exact
+    r = _strict_add(_strict_add(_strict_sub_mul(b, kf, LN2_HI), _ERFC_C0_HI), s)
+    r = _strict_sub_mul(r, kf, LN2_LO)
+    te = t * _exp_poly_scaled(r, kf)
+    return _fma(te, eta * kappa, te)
 
 
 @inline
 def erf(x):
-    """erf(x) (fdlibm s_erf.c, branch-free); odd bitwise, +-1 exactly for |x| >= 5.93."""
+    """erf(x), branch-free (see above); odd bitwise, +-1 exactly for |x| >= 5.93."""
     a = abs(x)
-    y, r = _erf_parts(a)
-    if a < _ERF_SMALL:
-        v = a + a * y
-    elif a < _ERF_MID:
-        v = _ERX + y
-    else:
-        v = 1.0 - r / (a if a > 1.0 else 1.0)      # (no 0-division in unused lanes)
+    a0 = a if a < _ERF_SMALL else _ERF_SMALL        # unused lanes: no overflow in S
+    small = a + a * _erf_small(a0 * a0)
+    big = 1.0 - _erfc_for_erf(a)
+    v = small if a < _ERF_SMALL else big
     return x if x != x else copysign(v, x)
 
 
 @inline
 def erfc(x):
-    """erfc(x) (fdlibm s_erf.c, branch-free); full relative precision in the upper tail."""
+    """erfc(x), branch-free (see above); full relative precision in the upper tail."""
     a = abs(x)
-    y, r = _erf_parts(a)
-    # |x| < 0.84375: erf(x) = x + x y
-    xy = x * y
-    small = (1.0 - (x + xy)) if x < 0.25 else (0.5 - (xy + (x - 0.5)))
-    mid = ((1.0 - _ERX) - y) if x >= 0.0 else (1.0 + (_ERX + y))
-    ra = r / (a if a > 1.0 else 1.0)               # (no 0-division in unused lanes)
-    tail = ra if x >= 0.0 else 2.0 - ra
-    if a < _ERF_SMALL:
-        v = small
-    elif a < _ERF_MID:
-        v = mid
-    else:
-        v = tail
+    e = _erfc_tail(a)
+    # erfc rounds to 1 for |x| < 2^-54 (the polynomial's rounding would leave 1 - 2^-52 there)
+    e = e if a >= _ERFC_ONE else 1.0
+    v = e if x >= 0.0 else 2.0 - e
     return x if x != x else v
 
 

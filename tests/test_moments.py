@@ -210,3 +210,57 @@ def test_unpack_symmetries():
     assert np.array_equal(S6, S6.transpose(0, 5, 6, 3, 4, 1, 2))
     with pytest.raises(ValueError):
         ix.unpack_matrix(np.zeros(5), 3)
+
+
+# ----------------------------------------------------------------------------------------
+# threads: the products are spread over threads in pieces; every entry must keep its bits
+# ----------------------------------------------------------------------------------------
+def _serial_reference(x, layers, tr, order):
+    """Entry by entry with the fixed-order sums of kernels.reduce, called from Python: the
+    order block_moments promises, independent of any schedule."""
+    from mcsim.kernels.reduce import dot, dot3, total
+    n_blocks, N, _, m = x.shape
+    mean = np.empty((n_blocks, len(layers), m))
+    m2 = np.empty((n_blocks, len(layers), m, m))
+    m3 = np.empty((n_blocks, len(layers), len(tr)))
+    for i in range(n_blocks):
+        for r, s in enumerate(layers):
+            cols = np.ascontiguousarray(x[i, :, s].T)
+            # the kernels' `arcp` flag turns the division by N into a product with 1 / N
+            mu = np.array([total(c) * (1.0 / N) for c in cols])
+            d = np.ascontiguousarray(cols - mu[:, None])
+            mean[i, r] = mu
+            for p in range(m):
+                for q in range(m):
+                    m2[i, r, p, q] = dot(d[min(p, q)], d[max(p, q)])
+            if order == 3:
+                for t, (p, q, u) in enumerate(tr):
+                    m3[i, r, t] = dot3(d[p], d[q], d[u])
+    return mean, m2, m3
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_block_moments_bitwise_independent_of_threads(order):
+    # k = 8 inputs: m = 36 pair columns, T = 8,436 triples (the six-point case the threads
+    # are for); N = 40 is not a multiple of the 8 partial sums of kernels.reduce
+    import numba
+    from mcsim.kernels.jit import set_threads
+    rng = np.random.default_rng(8)
+    n_blocks, N, S, m = 3, 40, 2, 36
+    x = 1.0 + rng.standard_normal((n_blocks, N, S, m)) * np.linspace(0.5, 2.0, m)
+    tr = ix.triples(m)
+    layers = np.array([1, 0], dtype=np.int64)
+    want = _serial_reference(x, layers, tr, order)
+    before = numba.get_num_threads()
+    try:
+        for threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+            set_threads(threads)
+            got = (np.empty((n_blocks, 2, m)), np.empty((n_blocks, 2, m, m)),
+                   np.empty((n_blocks, 2, len(tr) if order == 3 else 0)))
+            M.block_moments(x, layers, np.arange(m), tr if order == 3 else tr[:0], order, *got)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+            if order == 3:
+                np.testing.assert_array_equal(got[2], want[2])
+    finally:
+        numba.set_num_threads(before)
