@@ -117,13 +117,15 @@ def statistics(x, n0, widths, C_W, C_b, lam_W, lam_b, act, networks, seed, batch
 
         P[a0,a1,a2,a3] = n E[dHhat_{1 1 2; a0 a1 a2} z_{2;a3}]
         Q[a0,a1,a2,a3] = n E[dHhat_{1 2 2; a0 a1 a2} z_{1;a3}]
+        same[a0,a1,a2,a3] = n E[dHhat_{1 1 1; a0 a1 a2} z_{1;a3}]   (= P + P' + Q by the
+                                                                   tensor structure)
 
-    with n = n_{l-1}. Returns {"dntk_P": (mean, stderr), "dntk_Q": (mean, stderr)}."""
+    with n = n_{l-1}. Returns {name: (mean, stderr)} for "dntk_P", "dntk_Q", "same"."""
     x = np.asarray(x, dtype=float)
     k = x.shape[0]
     rng = np.random.default_rng(seed)
     n = widths[-1]
-    Ps, Qs = [], []
+    Ps, Qs, Ss = [], [], []
     for start in range(0, networks, batch):
         B = min(batch, networks - start)
         params = draw(rng, B, n0, widths, C_W, C_b)
@@ -132,7 +134,9 @@ def statistics(x, n0, widths, C_W, C_b, lam_W, lam_b, act, networks, seed, batch
         d122 = dH[:, :k, k:, k:]
         Ps.append(n * np.einsum("Nabc,Nd->Nabcd", d112, z[:, 1]))
         Qs.append(n * np.einsum("Nabc,Nd->Nabcd", d122, z[:, 0]))
+        Ss.append(n * np.einsum("Nabc,Nd->Nabcd", dH[:, :k, :k, :k], z[:, 0]))
     out = {}
-    for name, v in (("dntk_P", np.concatenate(Ps)), ("dntk_Q", np.concatenate(Qs))):
+    for name, v in (("dntk_P", np.concatenate(Ps)), ("dntk_Q", np.concatenate(Qs)),
+                    ("same", np.concatenate(Ss))):
         out[name] = (v.mean(0), v.std(0, ddof=1) / np.sqrt(len(v)))
     return out
