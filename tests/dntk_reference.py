@@ -43,12 +43,13 @@ def _forward(x, params, f):
 
 
 def _gradients(x, params, f, df):
-    """grads[c] = [(dz_c/dW (N, n, n'), dz_c/db (N, n)) per layer] for c = u k + a."""
+    """grads[c] = [(dz_c/dW (N, n, n'), dz_c/db (N, n)) per layer] for c = u k + a, u over
+    every output unit."""
     k = x.shape[0]
     zs, ss = _forward(x, params, f)
     L = len(params)
     out = []
-    for c in range(2 * k):
+    for c in range(params[-1][1].shape[1] * k):
         u, a = divmod(c, k)
         grads = [None] * L
         g = np.zeros(params[-1][1].shape, dtype=params[-1][1].dtype)
@@ -64,7 +65,8 @@ def _gradients(x, params, f, df):
 
 
 def ntk(x, params, lam_W, lam_b, f, df):
-    """(N, 2k, 2k) Hhat_{c1c2}: the literal sum over parameters of products of gradients."""
+    """(N, C, C) Hhat_{c1c2} (C = k times the output width): the literal sum over parameters
+    of products of gradients."""
     grads, _ = _gradients(x, params, f, df)
     C = len(grads)
     N = params[0][0].shape[0]
