@@ -56,8 +56,8 @@ import numpy as np
 from .activations import activate, activate_derivative, activate_second
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
 from .jit import inline, kernel, parallel_kernel
-from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, ntk_width,
-                         output_layer_term, write_ntk)
+from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, mark_unrecorded,
+                         ntk_width, output_layer_term, probe_preactivations, write_ntk)
 from .ntk_dense import _row_counters, _row_scale, _weight_row, dense_positions
 from .rng import fill_normals
 
@@ -308,11 +308,7 @@ def dntk_explicit(x, widths, Wf, bf, Wp, bp, lam_W, lam_b, act_code, act_param, 
     n_top = widths[lo - 2]
     S = ss[lo - 2, : k * n_top].reshape((k, n_top))
     for u in range(2):
-        for a in range(k):
-            acc = 0.0
-            for j in range(n_top):
-                acc += Wp[u, j] * S[a, j]
-            zp[u, a] = bp[u] + acc
+        probe_preactivations(Wp[u], S, n_top, bp[u], 1.0, u, zp)
     _dntk_layer(lo, xc, widths, Wf, woff, Wp, lam_W, zs, ss, ds, d2s, Ls,
                 np.empty((lo - 1, nc, nmax)), np.empty((lo - 1, nc, nmax)),
                 np.empty((lo - 1, nc * k, nmax)), np.empty((nc * k, nmax)),
@@ -362,8 +358,7 @@ def _dense_dntk_network(key, block, network, x, widths, C_W, C_b, lam_W, lam_b, 
         start = p
         p += 1 + 2 * _row_counters(weight_code, n_top)
         if ntk_layers[s] == 0:
-            for q in range(m, row.shape[0]):
-                row[q] = np.nan
+            mark_unrecorded(row, m)
             continue
         fill_normals(key, block, network, start, bp)
         sb = np.sqrt(C_b[lo - 1])
@@ -375,11 +370,7 @@ def _dense_dntk_network(key, block, network, x, widths, C_W, C_b, lam_W, lam_b, 
             _weight_row(key, block, network, start + 1 + u * row_ctr, weight_code, wr)
             for j in range(n_top):
                 wr[j] *= scale
-            for a in range(k):
-                acc = 0.0
-                for j in range(n_top):
-                    acc += wr[j] * S[a, j]
-                zp[u, a] = sb * bp[u] + acc
+            probe_preactivations(wr, S, n_top, sb * bp[u], 1.0, u, zp)
         _dntk_layer(lo, x, widths, Wf, woff, Wp[:, :n_top], lam_W, zs, ss, ds, d2s, Ls,
                     gs, rs, zt, st, gt, gn, Dl, H, T)
         write_ntk(H, zp, k, row)

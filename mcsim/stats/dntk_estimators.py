@@ -38,6 +38,7 @@ import itertools
 import numpy as np
 
 from .indexing import n_pairs, pair_index
+from .ntk_estimators import _product_mean       # unbiased E[x y^T] from the cross moments
 from .quantities import Quantity, register_quantity
 
 __all__ = ["DNTK_QUANTITIES", "dntk_P", "dntk_Q", "unpack", "P_entries", "Q_entries",
@@ -66,15 +67,6 @@ for _name, _desc, _length in (
                    "quantities", lambda cfg: 2 * cfg.k)):
     register_quantity(Quantity(name=_name, description=_desc, length=_length, unpack=_flat,
                                samplers=("dense",), settings=_SETTINGS, needs_derivative=True))
-
-
-def _product_mean(mom, q1, q2):
-    """(S, len1, len2) unbiased E[x y^T] = M2 / N + mean_x mean_y^T."""
-    N = mom.count
-    m2 = mom.m2(q1, q2)
-    if N < 1:
-        return np.full_like(m2, np.nan)
-    return m2 / N + mom.mean(q1)[:, :, None] * mom.mean(q2)[:, None, :]
 
 
 def _k_of_z(mom):
