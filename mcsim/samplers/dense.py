@@ -3,25 +3,15 @@ non-Gaussian weight and bias laws (kernel: ``mcsim.kernels.dense.sample_dense_la
 NTK quantities ``mcsim.kernels.ntk_dense.sample_dense_ntk``, explicit backpropagation; with
 dNTK quantities ``mcsim.kernels.dntk_dense.sample_dense_dntk``, which also fills the metric
 and the NTK quantities; the configuration allows the last two for Gaussian weights and
-biases). It is the only backend that fills the dNTK quantities."""
+biases)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..laws import LAWS
 from ..stats.dntk_estimators import DNTK_QUANTITIES
-from ..stats.quantities import Layout, get_quantity
 from .base import Sampler, register_sampler
-from .markov import NTK_QUANTITIES, kernel_arguments, ntk_arguments, ntk_layout
-
-
-def dntk_layout(cfg, quantities) -> Layout | None:
-    """The buffer layout of the dNTK kernel (gram, the NTK and the dNTK quantities) when any
-    dNTK quantity is asked for, else None."""
-    if not any(q in DNTK_QUANTITIES for q in quantities):
-        return None
-    names = ("gram",) + NTK_QUANTITIES + DNTK_QUANTITIES
-    return Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names), (2,) * len(names))
+from .markov import NTK_QUANTITIES, dntk_layout, kernel_arguments, ntk_arguments, ntk_layout
 
 
 @register_sampler

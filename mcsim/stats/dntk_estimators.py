@@ -14,8 +14,8 @@ units of layer l:
 so that E[dHhat_{i0i1i2} z_{i3}] = (1/n)[d_{i0i1} d_{i2i3} P + d_{i0i2} d_{i1i3} P' + d_{i0i3} d_{i1i2} Q]
 (P' is P with a1, a2 exchanged).
 
-Per-network quantities (the dense kernel ``kernels.dntk_dense`` fills them, two probe units
-of layer l drawn given the layers below):
+Per-network quantities (the kernels ``kernels.dntk_dense`` and ``kernels.dntk_markov`` fill
+them, two probe units of layer l drawn given the layers below):
 
     dntk_112 (k^3)   dHhat_{1 1 2; a0 a1 a2}, entry (a0 k + a1) k + a2
     dntk_221 (k^3)   dHhat_{2 2 1; a0 a1 a2} (units swapped)
@@ -66,7 +66,7 @@ for _name, _desc, _length in (
         ("dntk_z", "z^(l)_{1;a} (k entries), then z^(l)_{2;a}, of the units of the dNTK "
                    "quantities", lambda cfg: 2 * cfg.k)):
     register_quantity(Quantity(name=_name, description=_desc, length=_length, unpack=_flat,
-                               samplers=("dense",), settings=_SETTINGS, needs_derivative=True))
+                               settings=_SETTINGS, needs_derivative=True))
 
 
 def _k_of_z(mom):
