@@ -72,7 +72,9 @@ T_GOLDEN = "tests/test_golden.py"
 T_REG = "tests/test_registry.py"
 T_MPI = "tests/test_mpi.py::test_ranks_give_bitwise_identical_results"
 T_DNTK_KERN = "tests/test_dntk_kernel.py"
-T_DNTK_MC = "tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure"
+T_DNTK_MC = "tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[dense]"
+T_DNTK_MARKOV = ("tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[markov]",
+                 "tests/test_dntk_runs.py::test_markov_agrees_with_dense_on_narrow_layers")
 
 MUTANTS = [
     # ---- kernels: the markov sampler -----------------------------------------------------
@@ -312,6 +314,20 @@ MUTANTS = [
     Mutant("dntk-tangent-wrong-input", "kernels/dntk_common.py",
            "f = Ls[lp, c0 % k, a]", "f = Ls[lp, a, a]",
            (T_DNTK_KERN,), "the forward tangent's own-layer term with the wrong input a0"),
+    Mutant("dntk-markov-forward-unconditioned", "kernels/dntk_common.py",
+           "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r + 1", "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r",
+           T_DNTK_MARKOV, "markov's weight products not conditioned on the forward pass"),
+    Mutant("dntk-markov-fresh-not-projected", "kernels/dntk_common.py",
+           "for it in range(2):                         # the fresh part, off the other side's basis",
+           "for it in range(0):                         # the fresh part, off the other side's basis",
+           T_DNTK_MARKOV, "the fresh part of a product not projected off the other side's basis"),
+    Mutant("dntk-markov-known-part-dropped", "kernels/dntk_common.py",
+           "            f[j] += v * Q[t, j]", "            f[j] += 0.0 * v * Q[t, j]",
+           T_DNTK_MARKOV, "the known part (along the other side's basis) of a new product dropped"),
+    Mutant("dntk-markov-not-remembered", "kernels/dntk_common.py",
+           "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r + 1",
+           "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r",
+           T_DNTK_MARKOV, "a drawn right product not remembered (later products inconsistent)"),
     Mutant("dntk-P-wrong-unit", "mcsim/stats/dntk_estimators.py",
            "[:, :, k:]       # E[d112 z_2]", "[:, :, :k]       # E[d112 z_2]",
            (T_DNTK_MC,), "dntk_P pairs dHhat_{112} with z_1 instead of z_2"),

@@ -117,34 +117,52 @@ def sampling_config(k=2, act="tanh"):
         "output": {"statistics": ["metric", "dntk_P", "dntk_Q"]}})
 
 
-def sample(cfg, first_block, n_blocks, flags=None, threads=None):
-    from mcsim.kernels import dntk_dense, ntk_common, rng
+def sample(cfg, first_block, n_blocks, flags=None, sampler="dense"):
+    from mcsim.kernels import dntk_dense, dntk_markov, ntk_common, rng
     from mcsim.samplers.markov import kernel_arguments, ntk_arguments
     k, L = cfg.k, cfg.network.depth
     lam_W, lam_b, default = ntk_arguments(cfg)
     flags = default if flags is None else np.asarray(flags, dtype=np.int64)
     out = np.full((n_blocks, 16, L - 1, ntk_common.ntk_width(k) + dntk_dense.dntk_width(k)), -1.0)
-    dntk_dense.sample_dense_dntk(rng.seed_key(5), np.uint64(first_block), n_blocks, 16,
-                                 *kernel_arguments(cfg), np.int64(0), lam_W, lam_b, flags, out)
+    if sampler == "dense":
+        dntk_dense.sample_dense_dntk(rng.seed_key(5), np.uint64(first_block), n_blocks, 16,
+                                     *kernel_arguments(cfg), np.int64(0), lam_W, lam_b, flags, out)
+    else:
+        dntk_markov.sample_markov_dntk(rng.seed_key(5), np.uint64(first_block), n_blocks, 16,
+                                       *kernel_arguments(cfg), lam_W, lam_b, flags, out)
     return out
 
 
-def test_sampling_kernel_bitwise_independent_of_threads_grouping_and_recorded_layers():
+@pytest.mark.parametrize("sampler", ["dense", "markov"])
+def test_sampling_kernel_bitwise_independent_of_threads_grouping_and_recorded_layers(sampler):
     cfg = sampling_config()
     results = {}
     try:
         for threads in (1, 2):
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-            results[threads] = sample(cfg, 4, 3)
+            results[threads] = sample(cfg, 4, 3, sampler=sampler)
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     np.testing.assert_array_equal(results[1], results[2])
-    np.testing.assert_array_equal(results[1], np.concatenate([sample(cfg, 4 + i, 1) for i in range(3)]))
+    np.testing.assert_array_equal(results[1], np.concatenate([sample(cfg, 4 + i, 1, sampler=sampler)
+                                                              for i in range(3)]))
     assert np.isfinite(results[1]).all()
-    only3 = sample(cfg, 4, 3, flags=[0, 1])
+    only3 = sample(cfg, 4, 3, flags=[0, 1], sampler=sampler)
     np.testing.assert_array_equal(only3[:, :, 1], results[1][:, :, 1])
     assert np.isnan(only3[:, :, 0, 3:]).all()
     np.testing.assert_array_equal(only3[:, :, 0, :3], results[1][:, :, 0, :3])
+
+
+def test_markov_kernel_samples_the_networks_of_the_markov_sampler():
+    """The markov dNTK kernel's forward pass is kernels.markov's: the same Ghat; and its NTK
+    quantities (other conditional weights than kernels.ntk_markov) are finite."""
+    from mcsim.kernels import markov, rng
+    from mcsim.samplers.markov import kernel_arguments
+    cfg = sampling_config()
+    mine = sample(cfg, 2, 2, sampler="markov")
+    out = np.empty(mine.shape[:3] + (3,))
+    markov.sample_markov(rng.seed_key(5), np.uint64(2), 2, 16, *kernel_arguments(cfg), out)
+    np.testing.assert_allclose(mine[..., :3], out, rtol=1e-13, atol=0)
 
 
 def test_sampling_kernel_samples_the_networks_of_the_ntk_kernel():

@@ -1,7 +1,8 @@
-"""The dNTK statistics through the whole pipeline: against an independent explicit-weight NumPy
-Monte Carlo of the pinned definitions (tests/dntk_reference.py, one role, no symmetrisation),
-the tensor structure (same-unit dNTK = P + P' + Q), symmetries, HDF5, resume and merge bitwise,
-and the configuration errors (only the dense sampler measures the dNTK)."""
+"""The dNTK statistics through the whole pipeline: both samplers against an independent
+explicit-weight NumPy Monte Carlo of the pinned definitions (tests/dntk_reference.py, one role,
+no symmetrisation), markov against dense on narrow layers (semidefinite metrics), the tensor
+structure (same-unit dNTK = P + P' + Q), symmetries, HDF5, resume and merge bitwise, and the
+configuration errors (the reduced samplers do not measure the dNTK)."""
 from __future__ import annotations
 
 import dataclasses
@@ -39,10 +40,10 @@ def raw_config(sampler="dense", statistics=("metric", *DNTK), networks=NETWORKS,
 _RUN: dict = {}
 
 
-def measured():
-    if "res" not in _RUN:
-        _RUN["res"] = mcsim.simulate(config_from_dict(raw_config()), progress="off")
-    return _RUN["res"]
+def measured(sampler="dense"):
+    if sampler not in _RUN:
+        _RUN[sampler] = mcsim.simulate(config_from_dict(raw_config(sampler)), progress="off")
+    return _RUN[sampler]
 
 
 def reference(layer, seed=2024, lam_W=None):
@@ -69,8 +70,9 @@ def worst_sigma(res, refs):
     return worst, where
 
 
-def test_agrees_with_numpy_monte_carlo_and_tensor_structure():
-    res = measured()
+@pytest.mark.parametrize("sampler", ["dense", "markov"])
+def test_agrees_with_numpy_monte_carlo_and_tensor_structure(sampler):
+    res = measured(sampler)
     refs = {l: reference(l) for l in (2, 3)}
     z, where = worst_sigma(res, refs)
     assert z < 5, (z, where)
@@ -96,6 +98,24 @@ def test_wrong_learning_rate_is_detected():
     assert z > 5, (z, where)
 
 
+# k = 3 inputs through layers of width 2 and 1 (every metric above them singular: the
+# forward pass's vectors are linearly dependent), C_b = 0 under a width-1 layer
+NARROW = dict(input_dim=2, widths=[3, 2, 1, 3], activation="tanh", C_W=[1.0, 1.5, 2.0, 1.2],
+              C_b=[0.1, 0.0, 0.0, 0.2], lambda_b=[1.0, 0.5, 1.0, 2.0], lambda_W=[1.0, 1.2, 0.8, 1.0])
+
+
+def test_markov_agrees_with_dense_on_narrow_layers():
+    def run(sampler, seed):
+        raw = raw_config(sampler, **NARROW)
+        raw["inputs"]["values"] = [[1.0, 0.2], [-0.4, 0.9], [0.5, 0.5]]
+        raw["ensemble"]["seed"] = seed
+        return mcsim.simulate(config_from_dict(raw), progress="off")
+    a, b = run("markov", 3), run("dense", 4)
+    z, where = worst_sigma(a, {l: {n: (b.layer(l)[n].mean, b.layer(l)[n].stderr) for n in DNTK}
+                               for l in (2, 3, 4)})
+    assert z < 5, (z, where)
+
+
 def test_symmetries_of_the_estimates():
     res = measured()
     for l in res.layers:
@@ -113,8 +133,9 @@ def file_arrays(path):
     return out
 
 
-def test_hdf5_resume_and_merge_bitwise(tmp_path):
-    cfg = config_from_dict(raw_config(networks=1024, statistics=("metric", "ntk", *DNTK)))
+@pytest.mark.parametrize("sampler", ["dense", "markov"])
+def test_hdf5_resume_and_merge_bitwise(tmp_path, sampler):
+    cfg = config_from_dict(raw_config(sampler, networks=1024, statistics=("metric", "ntk", *DNTK)))
     cfg = dataclasses.replace(cfg, ensemble=dataclasses.replace(cfg.ensemble, block_size=64))
     whole = tmp_path / "whole.h5"
     res = mcsim.simulate(cfg, output=whole, progress="off")
@@ -146,13 +167,15 @@ def test_hdf5_resume_and_merge_bitwise(tmp_path):
     assert "dntk_P" in proc.stdout and "Q[1121]" in proc.stdout
 
 
-def test_auto_picks_dense_and_other_samplers_are_refused():
-    assert config_from_dict(raw_config(sampler="auto")).ensemble.sampler == "dense"
-    for sampler in ("markov", "chi2", "wishart"):
+def test_auto_picks_markov_and_the_reduced_samplers_are_refused():
+    assert config_from_dict(raw_config(sampler="auto")).ensemble.sampler == "markov"
+    raw = raw_config(sampler="auto", statistics=["dntk_P"], activation="linear")
+    assert config_from_dict(raw).ensemble.sampler == "markov"        # not wishart
+    for sampler in ("chi2", "wishart"):
         raw = raw_config(sampler=sampler, activation="linear", statistics=["dntk_P"])
         raw["inputs"]["values"] = X[:1]                 # chi2: one input
         with pytest.raises(ConfigError, match=r"ensemble.sampler: .* cannot measure output.statistics "
-                                              r"'dntk_P'; use sampler = 'dense' or 'auto'"):
+                                              r"'dntk_P'; use sampler = 'markov' or 'dense' or 'auto'"):
             config_from_dict(raw)
     with pytest.raises(ConfigError, match="output.statistics: 'dntk_Q' is measured for Gaussian"):
         raw = raw_config(statistics=["dntk_Q"])
@@ -160,18 +183,18 @@ def test_auto_picks_dense_and_other_samplers_are_refused():
         config_from_dict(raw)
 
 
-def test_cli_markov_refused_exits_2_and_writes_nothing(tmp_path):
+def test_cli_reduced_sampler_refused_exits_2_and_writes_nothing(tmp_path):
     cfg = write_config(tmp_path, """
         [network]
         input_dim = 2
         widths = [3, 3, 2]
-        activation = "tanh"
+        activation = "relu"
         [inputs]
         values = [[1.0, 0.5]]
         [ensemble]
         networks = 64
         block_size = 32
-        sampler = "markov"
+        sampler = "chi2"
         [output]
         statistics = ["metric", "dntk_Q"]
         """)
