@@ -72,7 +72,8 @@ from .ntk_common import add_contribution, column_gram, output_layer_term
 from .rng import fill_normals
 
 __all__ = ["dntk_width", "dntk_layer", "write_dntk", "Revealer", "explicit_revealer",
-           "markov_layer_numbers", "reveal_known", "times", "times_transpose", "weight_matrix"]
+           "markov_layer_numbers", "reveal_known", "times", "times_transpose", "weight_matrix",
+           "layer_scratch"]
 
 #: A right or left vector with a component below this fraction of its norm off the vectors
 #: revealed so far counts as inside their span (its product is then determined).
@@ -109,6 +110,38 @@ def markov_layer_numbers(k, n, nb):
     return nc * ((nb + 2) // 2) + nc * k * ((n + 1) // 2) + nc * nc * ((nb + 2) // 2)
 
 
+@inline
+def _project_off(P, count, x, dim, c):
+    """x[:dim] -= P[:count]^T P x for orthonormal rows P, twice (Gram-Schmidt with one
+    re-orthogonalisation); c[:count] <- the coefficients P x. Returns |x| afterwards."""
+    for i in range(count):
+        c[i] = 0.0
+    for it in range(2):
+        for i in range(count):
+            d = 0.0
+            for j in range(dim):
+                d += P[i, j] * x[j]
+            c[i] += d
+            for j in range(dim):
+                x[j] -= d * P[i, j]
+    return np.sqrt(np.sum(x[:dim] ** 2))
+
+
+@inline
+def layer_scratch(L, k, nmax):
+    """The per-thread scratch of ``dntk_layer`` and the forward pass: zs, ss, ds, d2s
+    (L-1, k nmax), Ls (L, k, k), gs, rs (L-1, 2k, nmax), zt (L-1, 2k k, nmax), st (2k k, nmax),
+    gt, gn (4k^2, nmax), Dl (L, 2k, 2k), H (2k, 2k), T (2k, 2k, 2k), Wp (2, nmax), bp (2,),
+    zp (2, k)."""
+    nc = 2 * k
+    return (np.empty((L - 1, k * nmax)), np.empty((L - 1, k * nmax)), np.empty((L - 1, k * nmax)),
+            np.empty((L - 1, k * nmax)), np.empty((L, k, k)), np.empty((L - 1, nc, nmax)),
+            np.empty((L - 1, nc, nmax)), np.empty((L - 1, nc * k, nmax)), np.empty((nc * k, nmax)),
+            np.empty((nc * nc, nmax)), np.empty((nc * nc, nmax)), np.empty((L, nc, nc)),
+            np.empty((nc, nc)), np.empty((nc, nc, nc)), np.empty((2, nmax)), np.empty(2),
+            np.empty((2, k)))
+
+
 @kernel
 def reveal_known(rv, lp, x, z, N1, n):
     """Forward pass of layer lp: U x = z is known (x (N1,) overwritten). Adds x's new
@@ -117,17 +150,7 @@ def reveal_known(rv, lp, x, z, N1, n):
     r = rv.cnt[i0, 0]
     Qr, A, c = rv.Qr[i0], rv.A[i0], rv.c
     xn = np.sqrt(np.sum(x[:N1] ** 2))
-    for i in range(r):
-        c[i] = 0.0
-    for it in range(2):
-        for i in range(r):
-            d = 0.0
-            for j in range(N1):
-                d += Qr[i, j] * x[j]
-            c[i] += d
-            for j in range(N1):
-                x[j] -= d * Qr[i, j]
-    nrm = np.sqrt(np.sum(x[:N1] ** 2))
+    nrm = _project_off(Qr, r, x, N1, c)
     if nrm <= FORWARD_RTOL * xn or nrm == 0.0:
         return
     for j in range(N1):
@@ -148,35 +171,19 @@ def _reveal(P, KP, Q, KQ, np_, nq, x, dim_x, dim_out, out, key, block, network, 
     # products KQ (rows of length dim_x). Returns True when x adds a direction (appended as
     # P[np_], KP[np_]). x is overwritten.
     xn = np.sqrt(np.sum(x[:dim_x] ** 2))
-    for i in range(np_):
-        c[i] = 0.0
-    for it in range(2):
-        for i in range(np_):
-            d = 0.0
-            for j in range(dim_x):
-                d += P[i, j] * x[j]
-            c[i] += d
-            for j in range(dim_x):
-                x[j] -= d * P[i, j]
+    nrm = _project_off(P, np_, x, dim_x, c)
     for j in range(dim_out):
         acc = 0.0
         for i in range(np_):
             acc += c[i] * KP[i, j]
         out[j] = acc
-    nrm = np.sqrt(np.sum(x[:dim_x] ** 2))
     if nrm <= SPAN_RTOL * xn or nrm == 0.0:
         return False
     for j in range(dim_x):
         x[j] /= nrm
     f = fresh[:dim_out]
     fill_normals(key, block, network, position, f)
-    for it in range(2):                         # the fresh part, off the other side's basis
-        for t in range(nq):
-            d = 0.0
-            for j in range(dim_out):
-                d += Q[t, j] * f[j]
-            for j in range(dim_out):
-                f[j] -= d * Q[t, j]
+    _project_off(Q, nq, f, dim_out, c)          # the fresh part, off the other side's basis
     for t in range(nq):                         # the known part along it
         v = 0.0
         for j in range(dim_x):

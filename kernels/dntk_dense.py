@@ -19,7 +19,8 @@ import numpy as np
 from .activations import activate, activate_derivative, activate_second
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
 from .jit import kernel, parallel_kernel
-from .dntk_common import dntk_layer, dntk_width, explicit_revealer, write_dntk
+from .dntk_common import (dntk_layer, dntk_width, explicit_revealer, layer_scratch,
+                          write_dntk)
 from .ntk_common import (check_ntk_shapes, mark_unrecorded, ntk_width, probe_preactivations,
                          write_ntk)
 from .ntk_dense import _row_counters, _row_scale, _weight_row, dense_positions
@@ -209,28 +210,11 @@ def sample_dense_dntk(key, first_block, n_blocks, block_size, inputs, widths, C_
     nmax = 1
     for l in range(L - 1):
         nmax = max(nmax, widths[l])
-    nc = 2 * k
     n_chunks = min(total, MAX_CHUNKS)
     for c in numba.prange(n_chunks):
         Wf = np.empty(max(woff[L - 1], 1))
         bf = np.empty((L - 1, nmax))
-        zs = np.empty((L - 1, k * nmax))
-        ss = np.empty((L - 1, k * nmax))
-        ds = np.empty((L - 1, k * nmax))
-        d2s = np.empty((L - 1, k * nmax))
-        Ls = np.empty((L, k, k))
-        gs = np.empty((L - 1, nc, nmax))
-        rs = np.empty((L - 1, nc, nmax))
-        zt = np.empty((L - 1, nc * k, nmax))
-        st = np.empty((nc * k, nmax))
-        gt = np.empty((nc * nc, nmax))
-        gn = np.empty((nc * nc, nmax))
-        Dl = np.empty((L, nc, nc))
-        H = np.empty((nc, nc))
-        T = np.empty((nc, nc, nc))
-        Wp = np.empty((2, nmax))
-        bp = np.empty(2)
-        zp = np.empty((2, k))
+        zs, ss, ds, d2s, Ls, gs, rs, zt, st, gt, gn, Dl, H, T, Wp, bp, zp = layer_scratch(L, k, nmax)
         G = np.empty((k, k))
         rv = explicit_revealer(L)
         lo, hi = chunk_range(c, n_chunks, total)

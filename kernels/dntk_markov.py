@@ -27,8 +27,8 @@ import numpy as np
 from .activations import activate, activate_derivative, activate_second
 from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
                      metric_from_activations, psd_cholesky)
-from .dntk_common import (Revealer, dntk_layer, dntk_width, markov_layer_numbers, reveal_known,
-                          write_dntk)
+from .dntk_common import (Revealer, dntk_layer, dntk_width, layer_scratch, markov_layer_numbers,
+                          reveal_known, write_dntk)
 from .jit import kernel, parallel_kernel
 from .ntk_common import (check_ntk_shapes, mark_unrecorded, ntk_width, probe_preactivations,
                          write_ntk)
@@ -166,23 +166,7 @@ def sample_markov_dntk(key, first_block, n_blocks, block_size, inputs, widths, C
     for c in numba.prange(n_chunks):
         Gs = np.empty((L, k, k))
         Cs = np.empty((L, k, k))
-        zs = np.empty((L - 1, k * nmax))
-        ss = np.empty((L - 1, k * nmax))
-        ds = np.empty((L - 1, k * nmax))
-        d2s = np.empty((L - 1, k * nmax))
-        Ls = np.empty((L, k, k))
-        gs = np.empty((L - 1, nc, nmax))
-        rs = np.empty((L - 1, nc, nmax))
-        zt = np.empty((L - 1, nc * k, nmax))
-        st = np.empty((nc * k, nmax))
-        gt = np.empty((nc * nc, nmax))
-        gn = np.empty((nc * nc, nmax))
-        Dl = np.empty((L, nc, nc))
-        H = np.empty((nc, nc))
-        T = np.empty((nc, nc, nc))
-        Wp = np.empty((2, nmax))
-        bp = np.empty(2)
-        zp = np.empty((2, k))
+        zs, ss, ds, d2s, Ls, gs, rs, zt, st, gt, gn, Dl, H, T, Wp, bp, zp = layer_scratch(L, k, nmax)
         rv = Revealer(True, np.empty((L, R, nmax + 1)), np.empty((L, R, nmax)),
                       np.empty((L, S, nmax)), np.empty((L, S, nmax + 1)),
                       np.zeros((L, 2), dtype=np.int64), np.zeros(L), np.zeros(L, dtype=np.int64),
