@@ -232,3 +232,27 @@ def test_sampling_kernel_quantities_are_the_single_network_dntk():
         np.array([dH[k + a0, a1, a2] for a0 in range(k) for a1, a2 in pr]), z.ravel()])
     assert row.shape == (2 * k3 + 2 * k * m + 2 * k,)
     np.testing.assert_allclose(row, expect, rtol=0, atol=1e-10 * np.abs(expect).max())
+
+
+def test_markov_and_dense_agree_in_distribution_per_network():
+    """Beyond the statistics (means of dHhat z): the first and second moments of every
+    per-network dNTK entry agree between the two kernels (markov draws the weight products
+    given the earlier ones; extra noise in them would leave the means alone but not these)."""
+    from mcsim.kernels import ntk_common
+    cfg = sampling_config()
+    w = ntk_common.ntk_width(cfg.k)
+    moments = {}
+    for sampler, first in (("dense", 0), ("markov", 1000)):
+        q = sample(cfg, first, 512, sampler=sampler)[..., w:].reshape(-1, 2, q_width(cfg))
+        moments[sampler] = [(v.mean(0), v.std(0, ddof=1) / np.sqrt(len(v))) for v in (q, q * q)]
+    worst = 0.0
+    for (ma, ea), (mb, eb) in zip(moments["dense"], moments["markov"]):
+        err = np.hypot(ea, eb)
+        ok = err > 0
+        worst = max(worst, (np.abs(ma - mb)[ok] / err[ok]).max())
+    assert worst < 5, worst
+
+
+def q_width(cfg):
+    from mcsim.kernels import dntk_dense
+    return dntk_dense.dntk_width(cfg.k)
