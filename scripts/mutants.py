@@ -73,7 +73,8 @@ T_REG = "tests/test_registry.py"
 T_MPI = "tests/test_mpi.py::test_ranks_give_bitwise_identical_results"
 T_DNTK_KERN = "tests/test_dntk_kernel.py"
 T_DNTK_MC = "tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[dense]"
-T_DNTK_MARKOV = ("tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[markov]",
+T_DNTK_MARKOV = ("tests/test_dntk_kernel.py::test_markov_weight_products_are_those_of_one_matrix",
+                 "tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[markov]",
                  "tests/test_dntk_runs.py::test_markov_agrees_with_dense_on_narrow_layers")
 
 MUTANTS = [
@@ -320,20 +321,16 @@ MUTANTS = [
     Mutant("dntk-markov-fresh-not-projected", "kernels/dntk_common.py",
            "    _project_off(Q, nq, f, dim_out, c)          # the fresh part, off the other side's basis",
            "    pass",
-           T_DNTK_MARKOV, "the fresh part of a product not projected off the other side's basis",
-           note="survives (gap): the statistics are means of dHhat z, linear in the extra noise this "
-                "adds; tests/test_dntk_kernel.py's per-network second moments did not see it "
-                "either (checked by hand once, not understood); needs a sharper test"),
+           T_DNTK_MARKOV, "the fresh part of a product not projected off the other side's basis "
+                          "(the means of dHhat z do not see it; the one-matrix test does)"),
     Mutant("dntk-markov-known-part-dropped", "kernels/dntk_common.py",
            "            f[j] += v * Q[t, j]", "            f[j] += 0.0 * v * Q[t, j]",
            T_DNTK_MARKOV, "the known part (along the other side's basis) of a new product dropped"),
     Mutant("dntk-markov-not-remembered", "kernels/dntk_common.py",
            "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r + 1",
            "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r",
-           T_DNTK_MARKOV, "a drawn right product not remembered (later products inconsistent)",
-           note="survives (gap): it decorrelates W sdot from the later W^T gdot of the same layer, "
-                "which E[dHhat z] only sees through odd moments of the weights; needs a test of "
-                "the joint law of the products"),
+           T_DNTK_MARKOV, "a drawn right product not remembered (later products inconsistent; "
+                          "the means of dHhat z do not see it, the one-matrix test does)"),
     Mutant("dntk-P-wrong-unit", "mcsim/stats/dntk_estimators.py",
            "[:, :, k:]       # E[d112 z_2]", "[:, :, :k]       # E[d112 z_2]",
            (T_DNTK_MC,), "dntk_P pairs dHhat_{112} with z_1 instead of z_2"),

@@ -256,3 +256,47 @@ def test_markov_and_dense_agree_in_distribution_per_network():
 def q_width(cfg):
     from mcsim.kernels import dntk_dense
     return dntk_dense.dntk_width(cfg.k)
+
+
+def test_markov_weight_products_are_those_of_one_matrix():
+    """The markov revealer's products with one layer's weights, drawn in turn (the forward
+    pass W s_a + b = z_a, then right products W v and left products W^T y interleaved, some
+    inside the span of earlier ones), are those of a single matrix: y . (W v) = (W^T y) . v
+    and y . (z_a - b) = (W^T y) . s_a exactly (to round-off), for every pair."""
+    from mcsim.kernels import dntk_common, rng
+    g = np.random.default_rng(3)
+    n, nb, k, R, S = 5, 4, 2, 12, 12
+    key = rng.seed_key(9)
+    rv = dntk_common.Revealer(True, np.zeros((2, R, nb + 1)), np.zeros((2, R, n)),
+                              np.zeros((2, S, n)), np.zeros((2, S, nb + 1)),
+                              np.zeros((2, 2), dtype=np.int64), np.zeros(2),
+                              np.zeros(2, dtype=np.int64), np.zeros(max(R, S)), np.zeros(nb + 2),
+                              np.zeros(nb + 2), np.zeros(nb + 2))
+    lp = 2
+    sw = 0.7
+    rv.sw[lp - 1] = sw
+    s_in = g.standard_normal((k, nb))
+    z = g.standard_normal((k, n))                   # any values: C_b = 0, the bias is 0
+    for a in range(k):
+        dntk_common.reveal_known(rv, lp, np.r_[sw * s_in[a], 0.0], z[a].copy(), nb + 1, n)
+    W = np.empty((1, 1))
+    rights, lefts = [], []
+    for t in range(8):
+        if t % 2 == 0:
+            v = g.standard_normal(nb) if t != 4 else rights[0][0] * 2.0 - s_in[1]   # in span
+            out = np.zeros(n)
+            dntk_common.times(rv, lp, W, v, n, nb, out, 100 * t, key, np.uint64(0), 0)
+            rights.append((v, out))
+        else:
+            y = g.standard_normal(n)
+            out = np.zeros(nb)
+            dntk_common.times_transpose(rv, lp, W, y, n, nb, out, 100 * t, key, np.uint64(0), 0)
+            lefts.append((y, out))
+    worst = 0.0
+    for y, Wty in lefts:
+        for v, Wv in rights:
+            worst = max(worst, abs(y @ Wv - Wty @ v))
+        for a in range(k):
+            worst = max(worst, abs(y @ z[a] - Wty @ s_in[a]))
+    assert worst < 1e-10, worst
+    assert rv.cnt[lp - 1, 0] > k and rv.cnt[lp - 1, 1] > 0
