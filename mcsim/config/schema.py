@@ -279,8 +279,8 @@ def _check_applies(cfg: Config) -> Config:
 
 
 def _check_fills(cfg: Config, backend) -> None:
-    """The backend must fill every quantity the requested statistics need (the dNTK
-    statistics, for one, are measured by the dense sampler only: docs/dntk.md)."""
+    """The backend must fill every quantity the requested statistics need (the reduced
+    samplers, for one, fill no NTK or dNTK quantities)."""
     from ..stats.statistics import computed, get_statistic
     fills = backend.fills(cfg)
     for name in computed(cfg.output.statistics):
