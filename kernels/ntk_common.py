@@ -37,7 +37,7 @@ import numpy as np
 from .jit import inline
 
 __all__ = ["ntk_width", "learning_rate_metric", "column_gram", "add_contribution",
-           "output_layer_term", "probe_gradients",
+           "output_layer_term", "probe_gradients", "probe_preactivations", "mark_unrecorded",
            "write_ntk", "psd_solve", "check_ntk_shapes"]
 
 
@@ -101,6 +101,25 @@ def probe_gradients(w, dsig, n, u, g):
     for a in range(k):
         for j in range(n):
             g[u * k + a, j] = dsig[a, j] * w[j]
+
+
+@inline
+def probe_preactivations(w, S, n, bias, scale, u, zp):
+    """zp[u, a] = bias + scale * sum_{j < n} w[j] S[a, j]: the preactivations of probe unit u
+    from its weight row w (scaled by ``scale``) and the activations S (k, >= n) below."""
+    k = S.shape[0]
+    for a in range(k):
+        acc = 0.0
+        for j in range(n):
+            acc += w[j] * S[a, j]
+        zp[u, a] = bias + scale * acc
+
+
+@inline
+def mark_unrecorded(row, m):
+    """NaN in every entry after the packed Ghat (the first m): a layer not recorded."""
+    for q in range(m, row.shape[0]):
+        row[q] = np.nan
 
 
 @inline

@@ -23,7 +23,8 @@ from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
 from .dense import RADEMACHER, UNIFORM
 from .jit import inline, kernel, parallel_kernel
 from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
-                         output_layer_term, probe_gradients, write_ntk)
+                         mark_unrecorded, output_layer_term, probe_gradients,
+                         probe_preactivations, write_ntk)
 from .rng import fill_normals, fill_signs, fill_uniforms
 
 __all__ = ["sample_dense_ntk", "dense_positions"]
@@ -128,8 +129,7 @@ def _dense_ntk_network(key, block, network, inputs, L1, widths, C_W, C_b, lam_W,
         start = p
         p += 1 + 2 * _row_counters(weight_code, n_in)
         if ntk_layers[s] == 0:
-            for q in range(m, row.shape[0]):
-                row[q] = np.nan
+            mark_unrecorded(row, m)
             continue
         S = ss[lo - 2, : k * n_in].reshape((k, n_in))
         dsig = ds[lo - 2, : k * n_in].reshape((k, n_in))
@@ -140,11 +140,7 @@ def _dense_ntk_network(key, block, network, inputs, L1, widths, C_W, C_b, lam_W,
         for u in range(2):                      # the two probe units of layer lo
             wr = w[:n_in]
             _weight_row(key, block, network, start + 1 + u * row_ctr, weight_code, wr)
-            for a in range(k):
-                acc = 0.0
-                for j in range(n_in):
-                    acc += wr[j] * S[a, j]
-                zp[u, a] = sb * e[u] + scale * acc
+            probe_preactivations(wr, S, n_in, sb * e[u], scale, u, zp)
             for j in range(n_in):
                 wr[j] *= scale
             probe_gradients(wr, dsig, n_in, u, g)

@@ -39,7 +39,8 @@ from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
                      metric_from_activations, psd_cholesky)
 from .jit import kernel, parallel_kernel
 from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
-                         output_layer_term, probe_gradients, psd_solve, write_ntk)
+                         mark_unrecorded, output_layer_term, probe_gradients,
+                         probe_preactivations, psd_solve, write_ntk)
 from .rng import fill_normals
 
 __all__ = ["sample_markov_ntk", "markov_ntk_positions"]
@@ -157,8 +158,7 @@ def _markov_ntk_network(key, block, network, G1, L1, widths, C_W, C_b, lam_W, la
         lo = s + 2                              # output layer, 1-based
         row = out[s]
         if ntk_layers[s] == 0:
-            for p in range(m, row.shape[0]):
-                row[p] = np.nan
+            mark_unrecorded(row, m)
             continue
         n_in = widths[lo - 2]
         S = ss[lo - 2, : k * n_in].reshape((k, n_in))
@@ -174,11 +174,7 @@ def _markov_ntk_network(key, block, network, G1, L1, widths, C_W, C_b, lam_W, la
             pos += (n_in + 1) // 2
             for j in range(n_in):
                 wr[j] *= sw
-            for a in range(k):
-                acc = 0.0
-                for j in range(n_in):
-                    acc += wr[j] * S[a, j]
-                zp[u, a] = sb * e[u] + acc
+            probe_preactivations(wr, S, n_in, sb * e[u], 1.0, u, zp)
             probe_gradients(wr, dsig, n_in, u, g)
         output_layer_term(Ls[lo - 1], H)
         n_cur = n_in

@@ -72,6 +72,10 @@ T_RNG = "tests/test_rng.py"
 T_GOLDEN = "tests/test_golden.py"
 T_REG = "tests/test_registry.py"
 T_MPI = "tests/test_mpi.py::test_ranks_give_bitwise_identical_results"
+T_DNTK_KERN = "tests/test_dntk_kernel.py"
+T_DNTK_MC = "tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[dense]"
+T_DNTK_MARKOV = ("tests/test_dntk_runs.py::test_agrees_with_numpy_monte_carlo_and_tensor_structure[markov]",
+                 "tests/test_dntk_runs.py::test_markov_agrees_with_dense_on_narrow_layers")
 
 MUTANTS = [
     # ---- kernels: the markov sampler -----------------------------------------------------
@@ -342,6 +346,42 @@ MUTANTS = [
            "    return np.asarray(P).copy(), np.einsum(\"abcd->adbc\", np.asarray(Q))",
            "    return np.asarray(P).copy(), np.einsum(\"abcd->acdb\", np.asarray(Q))",
            (T_DNTK,), "to_book with the wrong index permutation", extra=("-k", "book")),
+    # ---- the dNTK (kernels/dntk_dense.py, stats/dntk_estimators.py) -------------------------
+    Mutant("dntk-no-sigma-second", "kernels/dntk_common.py",
+           "v = d2s[top, q] * zt[top, c0 * k + a, j] * Wp[u, j]", "v = 0.0 * Wp[u, j]",
+           (T_DNTK_KERN,), "the sigma'' term of the backward tangent dropped at the top layer"),
+    Mutant("dntk-no-output-weight-term", "kernels/dntk_common.py",
+           "T[c0, u * k + a1, u * k + a2] += lw * acc", "T[c0, u * k + a1, u * k + a2] += 0.0 * acc",
+           (T_DNTK_KERN,), "the output layer's weights' contribution (sdot . s) dropped"),
+    Mutant("dntk-fan-in-off", "kernels/dntk_common.py",
+           "lwb = lam_W[lp - 1] / nb", "lwb = lam_W[lp - 1] / n",
+           (T_DNTK_KERN,), "lambda_W divided by the layer's width instead of its fan-in"),
+    Mutant("dntk-not-symmetrised", "kernels/dntk_common.py",
+           "v = T[c0, c1, c2] + T[c0, c2, c1]", "v = 2.0 * T[c0, c1, c2]",
+           (T_DNTK_KERN,), "dHhat = 2 T(c1, c2) instead of T(c1, c2) + T(c2, c1)"),
+    Mutant("dntk-tangent-wrong-input", "kernels/dntk_common.py",
+           "f = Ls[lp, c0 % k, a]", "f = Ls[lp, a, a]",
+           (T_DNTK_KERN,), "the forward tangent's own-layer term with the wrong input a0"),
+    Mutant("dntk-markov-forward-unconditioned", "kernels/dntk_common.py",
+           "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r + 1", "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r",
+           T_DNTK_MARKOV, "markov's weight products not conditioned on the forward pass"),
+    Mutant("dntk-markov-fresh-not-projected", "kernels/dntk_common.py",
+           "    _project_off(Q, nq, f, dim_out, c)          # the fresh part, off the other side's basis",
+           "    pass",
+           T_DNTK_MARKOV, "the fresh part of a product not projected off the other side's basis"),
+    Mutant("dntk-markov-known-part-dropped", "kernels/dntk_common.py",
+           "            f[j] += v * Q[t, j]", "            f[j] += 0.0 * v * Q[t, j]",
+           T_DNTK_MARKOV, "the known part (along the other side's basis) of a new product dropped"),
+    Mutant("dntk-markov-not-remembered", "kernels/dntk_common.py",
+           "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r + 1",
+           "network, position, rv.c, rv.fresh):\n        rv.cnt[i0, 0] = r",
+           T_DNTK_MARKOV, "a drawn right product not remembered (later products inconsistent)"),
+    Mutant("dntk-P-wrong-unit", "mcsim/stats/dntk_estimators.py",
+           "[:, :, k:]       # E[d112 z_2]", "[:, :, :k]       # E[d112 z_2]",
+           (T_DNTK_MC,), "dntk_P pairs dHhat_{112} with z_1 instead of z_2"),
+    Mutant("dntk-Q-no-fan-in", "mcsim/stats/dntk_estimators.py",
+           "return fan_in[:, None] * 0.5 * _pairs_to_full(a + b, k)", "return 0.5 * _pairs_to_full(a + b, k)",
+           (T_DNTK_MC,), "dntk_Q without the fan-in factor n_{l-1}"),
 ]
 
 

@@ -274,7 +274,22 @@ def _check_applies(cfg: Config) -> Config:
         raise ConfigError(f"ensemble.sampler: {cfg.ensemble.sampler!r} applies only to "
                           f"{getattr(backend, 'applies', 'other networks')}; use \"auto\", "
                           "\"markov\" or \"dense\"")
+    _check_fills(cfg, backend)
     return cfg
+
+
+def _check_fills(cfg: Config, backend) -> None:
+    """The backend must fill every quantity the requested statistics need (the dNTK
+    statistics, for one, are measured by the dense sampler only: docs/dntk.md)."""
+    from ..stats.statistics import computed, get_statistic
+    fills = backend.fills(cfg)
+    for name in computed(cfg.output.statistics):
+        missing = [q for q in get_statistic(name).needs if q not in fills]
+        if missing:
+            able = [n for n, b in SAMPLERS.items() if all(q in b.fills(cfg) for q in missing)]
+            raise ConfigError(f"ensemble.sampler: {cfg.ensemble.sampler!r} cannot measure "
+                              f"output.statistics {name!r}; use sampler = "
+                              f"{' or '.join(map(repr, able + [AUTO]))}")
 
 
 def _resolve_auto(cfg: Config) -> Config:
@@ -344,7 +359,7 @@ def _used_settings(statistics) -> set[str]:
 def _check_ntk_laws(ensemble, output: OutputConfig) -> None:
     """The NTK statistics are measured for Gaussian weights and biases, and not together with
     the z statistics (their kernels do not fill the unit cumulants those need)."""
-    ntk = [s for s in output.statistics if s.startswith("ntk")]
+    ntk = [s for s in output.statistics if s.startswith(("ntk", "dntk"))]
     if not ntk:
         return
     if not ensemble.gaussian:

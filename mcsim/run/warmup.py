@@ -122,24 +122,30 @@ def warm_up(cfg, announce: bool = True, notice_after: float = NOTICE_AFTER) -> f
 
 def _representative_configs():
     """(sampler, statistics, config) for every kernel path a run can take: each backend
-    with and without third moments, with the NTK statistics where it fills them, and the
+    with and without third moments, with the NTK (and dNTK) statistics where it fills them, and the
     dense sampler with a non-Gaussian law (the unit cumulants of the z statistics)."""
     from ..config import config_from_dict
+    from ..errors import ConfigError
     from ..samplers import SAMPLERS
     from ..stats.statistics import computed, required_quantities
     for sampler, cls in SAMPLERS.items():
         for stats, weights in ((["metric", "vertex"], cls.weights[0]),
                                (["metric", "vertex", "six_point"], cls.weights[0]),
                                (["metric", "ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"], cls.weights[0]),
+                               (["metric", "ntk", "dntk_P", "dntk_Q"], cls.weights[0]),
                                (["metric", "vertex"], "uniform")):
             if weights not in cls.weights:
                 continue
-            cfg = config_from_dict({
-                "network": {"input_dim": 2, "widths": [2, 2, 2], "activation": cls.example["activation"]},
-                "inputs": {"values": cls.example["inputs"]},
-                "ensemble": {"networks": 4, "sampler": sampler, "weights": weights,
-                             "block_size": 2, "jackknife_bins": 2},
-                "output": {"statistics": stats}})
+            try:
+                cfg = config_from_dict({
+                    "network": {"input_dim": 2, "widths": [2, 2, 2],
+                                "activation": cls.example["activation"]},
+                    "inputs": {"values": cls.example["inputs"]},
+                    "ensemble": {"networks": 4, "sampler": sampler, "weights": weights,
+                                 "block_size": 2, "jackknife_bins": 2},
+                    "output": {"statistics": stats}})
+            except ConfigError:         # the backend cannot measure these statistics
+                continue
             needed = required_quantities(computed(cfg.output.statistics))
             if all(q in cls.fills(cfg) for q in needed):
                 yield sampler, stats, cfg

@@ -1,14 +1,17 @@
 """The explicit-weights ("dense") sampler backend: the reference, and the only one for
 non-Gaussian weight and bias laws (kernel: ``mcsim.kernels.dense.sample_dense_laws``; with
-NTK quantities ``mcsim.kernels.ntk_dense.sample_dense_ntk``, explicit backpropagation; the
-configuration allows it for Gaussian weights and biases)."""
+NTK quantities ``mcsim.kernels.ntk_dense.sample_dense_ntk``, explicit backpropagation; with
+dNTK quantities ``mcsim.kernels.dntk_dense.sample_dense_dntk``, which also fills the metric
+and the NTK quantities; the configuration allows the last two for Gaussian weights and
+biases)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..laws import LAWS
+from ..stats.dntk_estimators import DNTK_QUANTITIES
 from .base import Sampler, register_sampler
-from .markov import NTK_QUANTITIES, kernel_arguments, ntk_arguments, ntk_layout
+from .markov import NTK_QUANTITIES, dntk_layout, kernel_arguments, ntk_arguments, ntk_layout
 
 
 @register_sampler
@@ -21,7 +24,7 @@ class DenseSampler(Sampler):
 
     @classmethod
     def fills(cls, cfg):
-        return ("gram",) + NTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
+        return ("gram",) + NTK_QUANTITIES + DNTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
 
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
@@ -29,6 +32,14 @@ class DenseSampler(Sampler):
         ens, L = cfg.ensemble, cfg.network.depth
         wl, bl = ens.weight_law, ens.bias_law
         self._key = rng.seed_key(ens.seed)
+        layout = dntk_layout(cfg, quantities)
+        if layout is not None:          # dNTK (and NTK): forward-over-backward, explicit weights
+            from ..kernels import dntk_dense
+            self.layout = layout
+            self._kernel = dntk_dense.sample_dense_dntk
+            self._args = kernel_arguments(cfg) + (np.int64(dense.WEIGHT_CODES[wl.name]),) \
+                + ntk_arguments(cfg)
+            return
         layout = ntk_layout(cfg, quantities)
         if layout is not None:          # NTK: explicit backpropagation (Gaussian laws: config.schema)
             from ..kernels import ntk_dense

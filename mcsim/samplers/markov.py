@@ -3,11 +3,14 @@
 Never forms a weight matrix: given layer l, the rows of z^(l) are drawn as N(0, Ghat^(l))
 (kernel: ``mcsim.kernels.markov.sample_markov``; theory notes, section 4). With NTK
 quantities it runs ``mcsim.kernels.ntk_markov.sample_markov_ntk``, which also backpropagates
-through weights drawn from their conditional law given the forward pass."""
+through weights drawn from their conditional law given the forward pass; with dNTK
+quantities ``mcsim.kernels.dntk_markov.sample_markov_dntk``, which draws every product with a
+layer's weights given the forward pass and the products drawn before."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..stats.dntk_estimators import DNTK_QUANTITIES
 from ..stats.quantities import Layout, get_quantity
 from .base import Sampler, register_sampler
 
@@ -21,6 +24,15 @@ def ntk_layout(cfg, quantities) -> Layout | None:
     if not any(q in NTK_QUANTITIES for q in quantities):
         return None
     names = ("gram",) + NTK_QUANTITIES
+    return Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names), (2,) * len(names))
+
+
+def dntk_layout(cfg, quantities) -> Layout | None:
+    """The buffer layout of the dNTK kernels (gram, the NTK and the dNTK quantities) when any
+    dNTK quantity is asked for, else None."""
+    if not any(q in DNTK_QUANTITIES for q in quantities):
+        return None
+    names = ("gram",) + NTK_QUANTITIES + DNTK_QUANTITIES
     return Layout(names, tuple(int(get_quantity(q).length(cfg)) for q in names), (2,) * len(names))
 
 
@@ -53,7 +65,7 @@ class MarkovSampler(Sampler):
     @classmethod
     def fills(cls, cfg):
         # the unit cumulants are identically 0 for Gaussian weights and biases
-        return ("gram",) + NTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
+        return ("gram",) + NTK_QUANTITIES + DNTK_QUANTITIES + ("unit_cumulant_diag", "unit_cumulant")
 
     def __init__(self, cfg, quantities):
         super().__init__(cfg, quantities)
@@ -62,7 +74,14 @@ class MarkovSampler(Sampler):
         self._args = kernel_arguments(cfg)
         layout = ntk_layout(cfg, quantities)
         self._kernel_width = int(get_quantity("gram").length(cfg))
-        if layout is None:
+        dntk = dntk_layout(cfg, quantities)
+        if dntk is not None:            # the dNTK (and the NTK): kernels/dntk_markov.py
+            from ..kernels import dntk_markov
+            self.layout = dntk
+            self._kernel_width = dntk.width
+            self._kernel = dntk_markov.sample_markov_dntk
+            self._args = self._args + ntk_arguments(cfg)
+        elif layout is None:
             from ..kernels import markov
             self._kernel = markov.sample_markov
         else:
