@@ -409,7 +409,7 @@ register_statistic(Statistic(
 # -- the two dNTK statistics (book ch. 11; estimators and quantities: stats/dntk_estimators.py)
 from . import dntk_estimators as _dntk  # noqa: E402  (registers the dNTK quantities)
 
-_DNTK_NOTE = "leading order in 1/n (book ch. 11); the measurement differs by O(1/n) (exact at layer 2)"
+_DNTK_NOTE = "leading order (book ch. 11); O(1/n) deviations, exact at layer 2"
 
 register_statistic(Statistic(
     name="dntk_P", needs={"dntk_112": 2, "dntk_221": 2, "dntk_z": 2}, shape=lambda k: (k,) * 4,
