@@ -15,7 +15,7 @@ under rescaling the learning rates and the preactivations, and vanishes at infin
 representation learning). Its error bar propagates the standard errors of P, Q and H
 (independent errors assumed: an upper bound up to their correlation).
 
-    python benchmarks/dntk_figure.py [--widths 16 32 64] [--depth 7] [--networks 20000]
+    python benchmarks/dntk_figure.py [--widths 16 32 64] [--depth 8] [--networks 100000]
                                      [-o docs/dntk-depth.png]
 
 Prints one line per activation, width and layer: measured +- s.e., prediction and deviation in
@@ -86,8 +86,8 @@ def extrapolate(d_small, d_large, key):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64])
-    ap.add_argument("--depth", type=int, default=7)
-    ap.add_argument("--networks", type=int, default=20000)
+    ap.add_argument("--depth", type=int, default=8)
+    ap.add_argument("--networks", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("-o", "--output", default="docs/dntk-depth.png")
     args = ap.parse_args(argv)
