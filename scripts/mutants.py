@@ -422,6 +422,11 @@ MUTANTS = [
     Mutant("dntk-Q-no-fan-in", "mcsim/stats/dntk_estimators.py",
            "return fan_in[:, None] * 0.5 * _pairs_to_full(a + b, k)", "return 0.5 * _pairs_to_full(a + b, k)",
            (T_DNTK_MC,), "dntk_Q without the fan-in factor n_{l-1}"),
+    # -- dNTK prediction wiring (stats/statistics.py hooks; tests/test_dntk_compare.py) -----
+    Mutant("dntk-prediction-hook-swapped", "mcsim/stats/statistics.py",
+           'prediction=_dntk.prediction("P")',
+           'prediction=_dntk.prediction("Q")',
+           ("tests/test_dntk_compare.py",), "dntk_P compared with the predicted Q"),
 ]
 
 

@@ -228,27 +228,15 @@ def test_cli_theory_prints_and_stores_dntk(tmp_path, capsys):
     assert "dNTK" not in capsys.readouterr().out
 
 
-@pytest.fixture
-def dntk_registry(monkeypatch):
-    """The dNTK statistics in the registry: the real entries when registered, else stand-ins
-    without a prediction hook (compare then uses its own)."""
-    from mcsim.stats import statistics as S
-    if "dntk_P" in S.STATISTICS:
-        return
-    for name in ("dntk_P", "dntk_Q"):
-        monkeypatch.setitem(S.STATISTICS, name, S.Statistic(
-            name=name, needs={}, shape=lambda k: (k,) * 4, description=name, units="",
-            estimate=None, unpack=None, first_layer=None,
-            distinct=lambda k: list(np.ndindex(k, k, k, k)),
-            label=lambda i, name=name: "%s[%s]" % (name[-1], "".join(str(a + 1) for a in i))))
-
-
-def test_compare_uses_the_dntk_prediction(dntk_registry):
+def test_compare_uses_the_dntk_prediction():
     """A measurement of layer 2 (from the explicit-weight Monte Carlo) compares within 5
     sigma; one with all-ones learning rates in its config does not; a width sweep fits
     X_inf against the leading order."""
     from mcsim.analysis.compare import Measurement, compare, predicted_statistics, width_sweep
+    from mcsim.stats.statistics import get_statistic
     assert {"dntk_P", "dntk_Q"} <= set(predicted_statistics())
+    # distinct entries: all 16 of P, the 12 with a1 <= a2 of Q (symmetric in a1 <-> a2)
+    entries = sum(len(get_statistic(s).distinct(2)) for s in ("dntk_P", "dntk_Q"))
     lb, lw, C_W = (0.7, 0.4), (1.3, 0.9), (1.2, 1.0)
     ms = []
     for n1, seed in ((6, 1), (9, 2)):
@@ -263,13 +251,13 @@ def test_compare_uses_the_dntk_prediction(dntk_registry):
                     2: {"dntk_P": est["P"], "dntk_Q": est["Q"]}}, lambda_b=lb, lambda_W=lw))
     t = compare(ms[0], statistics=("dntk_P", "dntk_Q"))
     rows = t.rows[t.rows["layer"] == 2]
-    assert len(rows) == 2 * 16 and np.all(np.abs(rows["deviation"]) < 5), rows
+    assert len(rows) == entries and np.all(np.abs(rows["deviation"]) < 5), rows
     assert np.all(t.rows[t.rows["layer"] == 1]["deviation"] == 0)
     wrong = Measurement(**{**ms[0].__dict__, "lambda_W": (1.0, 1.0)})
     rows = compare(wrong, statistics=("dntk_P",)).rows
     assert np.max(np.abs(rows["deviation"])) > 10
     sweep = width_sweep(ms, statistics=("dntk_P", "dntk_Q"))
-    assert len(sweep.rows) == 2 * 16
+    assert len(sweep.rows) == entries
     assert np.all(np.isnan(sweep.rows["a_predicted"]))
     # layer 2 is exact: X(n) does not depend on n, so X_inf agrees with the leading order
     assert np.all(np.abs(sweep.rows["X_inf_dev"]) < 5)

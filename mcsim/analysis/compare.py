@@ -44,7 +44,7 @@ __all__ = ["Measurement", "measurement_from_group", "measurement_from_result",
 def predicted_statistics() -> tuple[str, ...]:
     """The registered statistics that have a prediction, in registry order."""
     return tuple(n for n, s in _REGISTRY.items()
-                 if s.prediction is not None or n in _FALLBACK_HOOKS)
+                 if s.prediction is not None)
 
 
 _NAME = f"U{max(len(n) for n in _REGISTRY) + 8}"   # never truncates a registered name
@@ -170,32 +170,9 @@ def prediction_for(m: Measurement) -> Prediction:
     return _CACHE[key]
 
 
-def _dntk_hook(part):
-    """Prediction of ``dntk_P`` / ``dntk_Q`` from ``LayerPrediction.dntk_moments`` (leading
-    order, no 1/n coefficient); NaN (not predicted) where it was not computed."""
-    def hook(p):
-        m = getattr(p, "dntk_moments", None)
-        if m is None:
-            nan = np.full((p.kernel.shape[0],) * 4, np.nan)
-            return nan, nan, None
-        value = getattr(m, part)
-        return value, value, None
-    return hook
-
-
-#: used when the registry's entry of a dNTK statistic has no prediction hook of its own
-_FALLBACK_HOOKS = {"dntk_P": _dntk_hook("P"), "dntk_Q": _dntk_hook("Q")}
-
-
-def _hook(stat):
-    """The prediction hook of a statistic: the registry's, else a fallback, else None."""
-    own = get_statistic(stat).prediction
-    return own if own is not None else _FALLBACK_HOOKS.get(stat)
-
-
 def _predicted(p, stat):
     """(prediction, leading, correction or None) arrays for one layer's statistic."""
-    return _hook(stat)(p)
+    return get_statistic(stat).prediction(p)
 
 
 @dataclass(eq=False)
@@ -275,7 +252,7 @@ def compare(measurement, prediction: Prediction | None = None, statistics=None,
             continue
         pl = p.layer(l)
         for stat in statistics:
-            if stat not in m.layers[l] or _hook(stat) is None:
+            if stat not in m.layers[l] or get_statistic(stat).prediction is None:
                 continue
             mean, err = m.layers[l][stat]
             pred, lead, _ = _predicted(pl, stat)
@@ -448,7 +425,7 @@ def width_sweep(measurements, statistics=("metric", "vertex"), layers=None,
         for stat in statistics:
             if not all(stat in m.layers[l] for m in ms):
                 continue
-            if _hook(stat) is None:
+            if get_statistic(stat).prediction is None:
                 continue
             for idx in get_statistic(stat).distinct(ms[0].k):
                 n = np.array([m.fan_in[l] for m in ms], dtype=float)

@@ -118,3 +118,18 @@ def P_entries(k):
 def Q_entries(k):
     """Distinct entries of dntk_Q: a1 <= a2 (dHhat_{122} is symmetric in (2 a1) <-> (2 a2))."""
     return [i for i in itertools.product(range(k), repeat=4) if i[1] <= i[2]]
+
+
+def prediction(part):
+    """The registry's prediction hook of ``dntk_P`` (``part`` = "P") or ``dntk_Q`` ("Q"):
+    ``hook(layer_prediction) -> (prediction, leading, None)``, both the leading-order tensor
+    (k,k,k,k) of ``LayerPrediction.dntk_moments`` (``theory.dntk.DNTKLayerPrediction``; no 1/n
+    coefficient is predicted), NaN (not predicted) where the dNTK was not computed."""
+    def hook(p):
+        m = getattr(p, "dntk_moments", None)
+        if m is None:
+            nan = np.full((p.kernel.shape[0],) * 4, np.nan)
+            return nan, nan, None
+        value = getattr(m, part)
+        return value, value, None
+    return hook

@@ -409,13 +409,17 @@ register_statistic(Statistic(
 # -- the two dNTK statistics (book ch. 11; estimators and quantities: stats/dntk_estimators.py)
 from . import dntk_estimators as _dntk  # noqa: E402  (registers the dNTK quantities)
 
+_DNTK_NOTE = "leading order (book ch. 11); O(1/n) deviations, exact at layer 2"
+
 register_statistic(Statistic(
     name="dntk_P", needs={"dntk_112": 2, "dntk_221": 2, "dntk_z": 2}, shape=lambda k: (k,) * 4,
     description="P[a0,a1,a2,a3] = n_{l-1} E[dHhat_{1 1 2; a0 a1 a2} z_{2;a3}], units 1 != 2; "
                 "dHhat_{i0i1i2} = sum_mu lambda_mu dz_{i0}/dtheta_mu dHhat_{i1i2}/dtheta_mu",
     units="NTK^2 z times fan-in",
     estimate=_dntk.dntk_P, unpack=_dntk.unpack, first_layer=_dntk.first_layer_dntk,
-    distinct=_dntk.P_entries, label=lambda i: "P[%s]" % "".join(str(a + 1) for a in i)))
+    distinct=_dntk.P_entries, label=lambda i: "P[%s]" % "".join(str(a + 1) for a in i),
+    prediction=_dntk.prediction("P"), prediction_note=_DNTK_NOTE,
+    prediction_labels=("$P$, leading order", "$P$, leading order")))
 
 register_statistic(Statistic(
     name="dntk_Q", needs={"dntk_122": 2, "dntk_211": 2, "dntk_z": 2}, shape=lambda k: (k,) * 4,
@@ -423,7 +427,9 @@ register_statistic(Statistic(
                 "(symmetric in a1 <-> a2)",
     units="NTK^2 z times fan-in",
     estimate=_dntk.dntk_Q, unpack=_dntk.unpack, first_layer=_dntk.first_layer_dntk,
-    distinct=_dntk.Q_entries, label=lambda i: "Q[%s]" % "".join(str(a + 1) for a in i)))
+    distinct=_dntk.Q_entries, label=lambda i: "Q[%s]" % "".join(str(a + 1) for a in i),
+    prediction=_dntk.prediction("Q"), prediction_note=_DNTK_NOTE,
+    prediction_labels=("$Q$, leading order", "$Q$, leading order")))
 
 
 def describe(dataset: str, prediction: bool = False) -> tuple[str, str]:
