@@ -415,7 +415,7 @@ register_statistic(Statistic(
     name="dntk_P", needs={"dntk_112": 2, "dntk_221": 2, "dntk_z": 2}, shape=lambda k: (k,) * 4,
     description="P[a0,a1,a2,a3] = n_{l-1} E[dHhat_{1 1 2; a0 a1 a2} z_{2;a3}], units 1 != 2; "
                 "dHhat_{i0i1i2} = sum_mu lambda_mu dz_{i0}/dtheta_mu dHhat_{i1i2}/dtheta_mu",
-    units="NTK^2 z times fan-in",
+    units="NTK^2 times fan-in",
     estimate=_dntk.dntk_P, unpack=_dntk.unpack, first_layer=_dntk.first_layer_dntk,
     distinct=_dntk.P_entries, label=lambda i: "P[%s]" % "".join(str(a + 1) for a in i),
     prediction=_dntk.prediction("P"), prediction_note=_DNTK_NOTE,
@@ -425,7 +425,7 @@ register_statistic(Statistic(
     name="dntk_Q", needs={"dntk_122": 2, "dntk_211": 2, "dntk_z": 2}, shape=lambda k: (k,) * 4,
     description="Q[a0,a1,a2,a3] = n_{l-1} E[dHhat_{1 2 2; a0 a1 a2} z_{1;a3}], units 1 != 2 "
                 "(symmetric in a1 <-> a2)",
-    units="NTK^2 z times fan-in",
+    units="NTK^2 times fan-in",
     estimate=_dntk.dntk_Q, unpack=_dntk.unpack, first_layer=_dntk.first_layer_dntk,
     distinct=_dntk.Q_entries, label=lambda i: "Q[%s]" % "".join(str(a + 1) for a in i),
     prediction=_dntk.prediction("Q"), prediction_note=_DNTK_NOTE,

@@ -68,14 +68,7 @@ def describe_prediction(name: str) -> tuple[str, str]:
     statistic, said to be a prediction and to which order (``prediction_note``)."""
     from ..stats.statistics import describe
     desc, units = describe(name, prediction=True)
-    if not desc and name in _DNTK_DESCRIPTIONS:        # registry without the dNTK statistics
-        desc, units = _DNTK_DESCRIPTIONS[name], "NTK z^2 times fan-in"
     return desc, units
-
-
-_DNTK_DESCRIPTIONS = {
-    "dntk_P": "leading-order prediction of P[a0,a1,a2,a3] = n_{l-1} E[dHhat_{112;a0a1a2} z_{2;a3}]",
-    "dntk_Q": "leading-order prediction of Q[a0,a1,a2,a3] = n_{l-1} E[dHhat_{122;a0a1a2} z_{1;a3}]"}
 
 
 def write_prediction(path, prediction: Prediction, cfg, training=None) -> None:
