@@ -261,7 +261,7 @@ def _figure_of_merit(quick: bool) -> dict:
     d = _cfg_dict(256, DEPTH, 1, "relu", "markov", block_size=256, networks=networks)
     d["inputs"] = {"values": [[1.0] * 256]}
     cfg = config_from_dict(d)
-    mcsim.simulate(cfg.replace(networks=256), progress="off")          # warm-up
+    mcsim.simulate(cfg.replace(networks=512), progress="off")          # warm-up
     t0 = time.perf_counter()
     res = mcsim.simulate(cfg, progress="off")
     t = time.perf_counter() - t0
