@@ -79,6 +79,24 @@ def input_metric(inputs, C_W1, C_b1, G):
 
 
 @inline
+def correlate_rows(C, zz, k, n):
+    """z_a = sum_{b <= a} C[a, b] eps_b in place on zz (k, >= n) holding eps, first n units.
+
+    Descending a reads only rows b < a, which still hold eps; each statement is a
+    vectorisable loop over units i (the markov kernels' z transform, in one order).
+    """
+    for a in range(k - 1, -1, -1):
+        caa = C[a, a]
+        for i in range(n):
+            zz[a, i] *= caa
+        for b in range(a):
+            cab = C[a, b]
+            if cab != 0.0:
+                for i in range(n):
+                    zz[a, i] += cab * zz[b, i]
+
+
+@inline
 def metric_from_activations(s, n, C_W, C_b, G, out):
     """Ghat = C_b + C_W / n * s_a . s_b from s = (k, >= n) rows of sigma(z), first n used.
 

@@ -25,8 +25,8 @@ import numba
 import numpy as np
 
 from .activations import activate, activate_derivative, activate_second
-from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
-                     metric_from_activations, psd_cholesky)
+from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_rows,
+                     input_metric, metric_from_activations, psd_cholesky)
 from .dntk_common import (Revealer, dntk_layer, dntk_width, layer_scratch, markov_layer_numbers,
                           reveal_known, write_dntk)
 from .jit import kernel, parallel_kernel
@@ -80,15 +80,7 @@ def _markov_dntk_network(key, block, network, G1, x, widths, C_W, C_b, lam_W, la
         fill_normals(key, block, network, position, eps)
         position += (k * n + 1) // 2
         zz = eps.reshape((k, n))
-        for a in range(k - 1, -1, -1):
-            caa = C[a, a]
-            for i in range(n):
-                zz[a, i] *= caa
-            for b in range(a):
-                cab = C[a, b]
-                if cab != 0.0:
-                    for i in range(n):
-                        zz[a, i] += cab * zz[b, i]
+        correlate_rows(C, zz, k, n)            # z = C eps (kernels.common)
         activate(act_code, act_param, eps, ss[l, : k * n])
         activate_derivative(act_code, act_param, eps, ds[l, : k * n])
         activate_second(act_code, act_param, eps, d2s[l, : k * n])

@@ -30,8 +30,8 @@ import numba
 import numpy as np
 
 from .activations import RELU, activate, relu
-from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
-                     metric_from_activations, psd_cholesky)
+from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_rows,
+                     input_metric, metric_from_activations, psd_cholesky)
 from .jit import kernel, ordered, parallel_kernel
 from .rng import fill_normals
 
@@ -183,17 +183,7 @@ def _markov_network(key, block, network, G1, widths, C_W, C_b, act_code, act_par
                         out[l, p] = g
                         p += 1
             continue
-        # z_a = sum_{b <= a} C[a, b] eps_b, in place: descending a reads only rows b < a,
-        # which still hold eps. Each statement is a vectorisable loop over units i.
-        for a in range(k - 1, -1, -1):
-            caa = C[a, a]
-            for i in range(n):
-                zz[a, i] *= caa
-            for b in range(a):
-                cab = C[a, b]
-                if cab != 0.0:
-                    for i in range(n):
-                        zz[a, i] += cab * zz[b, i]
+        correlate_rows(C, zz, k, n)            # z = C eps (kernels.common)
         activate(act_code, act_param, eps, eps)
         metric_from_activations(zz, n, C_W[l + 1], C_b[l + 1], G, out[l])
 

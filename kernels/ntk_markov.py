@@ -35,8 +35,8 @@ import numba
 import numpy as np
 
 from .activations import activate, activate_derivative
-from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric,
-                     metric_from_activations, psd_cholesky)
+from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_rows,
+                     input_metric, metric_from_activations, psd_cholesky)
 from .jit import kernel, parallel_kernel
 from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
                          mark_unrecorded, output_layer_term, probe_gradients,
@@ -139,15 +139,7 @@ def _markov_ntk_network(key, block, network, G1, L1, widths, C_W, C_b, lam_W, la
         fill_normals(key, block, network, position, eps)
         position += (k * n + 1) // 2
         zz = eps.reshape((k, n))
-        for a in range(k - 1, -1, -1):
-            caa = C[a, a]
-            for i in range(n):
-                zz[a, i] *= caa
-            for b in range(a):
-                cab = C[a, b]
-                if cab != 0.0:
-                    for i in range(n):
-                        zz[a, i] += cab * zz[b, i]
+        correlate_rows(C, zz, k, n)            # z = C eps (kernels.common)
         activate(act_code, act_param, eps, ss[l, : k * n])
         activate_derivative(act_code, act_param, eps, ds[l, : k * n])
         sv = ss[l, : k * n].reshape((k, n))
