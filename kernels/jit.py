@@ -136,7 +136,7 @@ ordered = _decorator(fastmath=set(ORDERED_FASTMATH), nogil=True, error_model="nu
 
 #: IEEE arithmetic, no fast-math at all: for the few steps where ``afn`` / ``arcp`` would let
 #: the vector width choose the rounding (x / sqrt(y) becomes an rsqrt estimate on AVX-512).
-exact = _decorator(nogil=True, error_model="numpy")
+exact = _decorator(fastmath=False, nogil=True, error_model="numpy")
 
 
 def set_threads(n: int | None) -> int:
