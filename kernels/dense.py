@@ -72,7 +72,16 @@ def _unit_scale(code, nu):
 
 @exact
 def _divide_by_root_mean(out, chi, nu):
-    """out[j] /= sqrt(chi[j] / nu), correctly rounded on every target (see ``jit.exact``)."""
+    """out[j] /= sqrt(chi[j] / nu), correctly rounded on every target (see ``jit.exact``).
+
+    Three IEEE operations per element: chi / nu, sqrt, the division. Under the kernels'
+    ``arcp`` / ``afn`` LLVM rewrites the vector body as out * sqrt(nu / chi) and the scalar
+    remainder as out / sqrt(chi * (1 / nu)): each rounds differently, and which elements of
+    a row take the vector body depends on the width (4 doubles on AVX2, 8 on AVX-512), so
+    rows of 5 or 7 weights differed between the builds (rows of 2, 3 or 9 did not). That is
+    what this function did while ``jit.exact`` left ``fastmath`` unset, which in Numba
+    means "inherit the calling kernel's flags"; now it says ``fastmath=False``.
+    """
     for j in range(out.shape[0]):
         out[j] = out[j] / np.sqrt(chi[j] / nu)
 

@@ -11,7 +11,14 @@ Every ``@njit`` function in ``mcsim.kernels`` is decorated with one of
                       (``kernels/reduce.py``): the flags below without ``reassoc``, compiled
                       as functions of their own (not Numba-inlined), so that the order
                       survives LLVM inlining them into ``reassoc`` kernels (LLVM's fast-math
-                      flags belong to each instruction).
+                      flags belong to each instruction);
+- ``exact``           IEEE arithmetic (``fastmath=False``), for the few steps whose rounding
+                      fast-math would let the vector width choose.
+
+Every decorator here passes ``fastmath`` explicitly, ``False`` included: Numba compiles a
+function whose decorator leaves ``fastmath`` unset with the fast-math flags of the kernel
+that calls it (``Flags.inherit_if_not_set("fastmath")``), so an unset option is not "no
+fast-math" (that made ``exact`` a no-op inside kernels until it said ``fastmath=False``).
 
 Fast-math flags (LLVM per-instruction flags, see ``FASTMATH``):
 
@@ -135,7 +142,10 @@ inline = _decorator(inline="always", **_COMMON)
 ordered = _decorator(fastmath=set(ORDERED_FASTMATH), nogil=True, error_model="numpy")
 
 #: IEEE arithmetic, no fast-math at all: for the few steps where ``afn`` / ``arcp`` would let
-#: the vector width choose the rounding (x / sqrt(y) becomes an rsqrt estimate on AVX-512).
+#: the vector width choose the rounding (x / sqrt(c / n) becomes x * sqrt(n / c) in a vector
+#: loop body and x / sqrt(c * (1 / n)) in its scalar remainder: ``dense._divide_by_root_mean``).
+#: ``fastmath=False`` must be said: left unset, Numba would compile the function with the
+#: calling kernel's flags (module docstring).
 exact = _decorator(fastmath=False, nogil=True, error_model="numpy")
 
 

@@ -7,7 +7,9 @@ feature list: AVX-512 where it has it, or an AVX2 CPU other than Haswell, whose 
 picks other vector widths and unrolling) and, where the machine has AVX-512, for an explicit
 AVX-512 target; every dataset must equal, bitwise, the hashes pinned with the Haswell (AVX2)
 build in ``golden_hashes.json``. Before the fixed-order sums of ``kernels/reduce.py`` the
-vectorised reductions rounded differently per vector width.
+vectorised reductions rounded differently per vector width; before ``jit.exact`` said
+``fastmath=False`` explicitly, the Student-t run (dense laws kernel) differed in the last
+bits of its draws (an unset option inherits the calling kernel's fast-math flags in Numba).
 """
 from __future__ import annotations
 
@@ -27,13 +29,6 @@ from isa import AVX512_FEATURES, host_env, host_has_avx512, target_env  # noqa: 
 
 TARGETS = ["host"] + (["skylake-avx512"] if host_has_avx512() else [])
 
-#: runs not yet the same bits on every target, and why (a known gap, said in the README):
-#: the Student-t weights of the dense laws kernel differ in the last bits between the
-#: AVX-512 and Haswell builds from layer 3 on (not located: not the sums, which run in a
-#: fixed order, nor the x / sqrt(y) of the draw, now compiled without fast-math)
-NOT_YET_ISA_INDEPENDENT = {"dense_k2_tanh_student_t_rademacher_biases"}
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_golden_runs_bitwise_equal_to_the_haswell_build(target, tmp_path):
     cache = ROOT / ".venv" / f"numba-cache-{target}"
@@ -43,5 +38,5 @@ def test_golden_runs_bitwise_equal_to_the_haswell_build(target, tmp_path):
                    check=True, timeout=1800)
     got, pinned = json.loads(out.read_text()), json.loads(PINNED.read_text())
     differ = [f"{run}: {name}" for run in pinned for name in pinned[run]
-              if run not in NOT_YET_ISA_INDEPENDENT and got.get(run, {}).get(name) != pinned[run][name]]
+              if got.get(run, {}).get(name) != pinned[run][name]]
     assert not differ, f"{target} build differs from the Haswell build in:\n" + "\n".join(differ)

@@ -221,3 +221,39 @@ def test_single_layer_and_shape_errors():
     with pytest.raises(ValueError):
         dense.sample_dense(rng.seed_key(0), 0, 2, 3, INPUTS, np.array([4, 4]),
                            np.ones(2), np.zeros(2), 1, 0.0, 7, np.empty((2, 3, 1, 6)))
+
+
+def _fma(a, b, c):
+    """a * b + c rounded once (exact rational arithmetic, then one rounding to float64)."""
+    from fractions import Fraction
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+@pytest.mark.parametrize("generator", ["philox53", "philox32"])
+def test_student_t_draws_bitwise_equal_to_ieee_reference(generator):
+    # The dense kernel's Student-t row, every element: z / sqrt(chi / nu) with chi the sum of
+    # nu squared normals, recomputed here from the stream's own normals (counter layout of
+    # kernels/dense.py) with IEEE operations: chi term by term, each fused (a * a + chi
+    # rounded once: the kernels' FMA contraction, every target has FMA), then chi / nu,
+    # sqrt and the division each correctly rounded (NumPy). Rows of 1..19 cover vector
+    # bodies and scalar remainders of every width: fast-math there rewrote x / sqrt(c / nu)
+    # per loop part (x * sqrt(nu / c) in the vector body), so the bits depended on the
+    # vector width (AVX2 vs AVX-512) and on the position in the row.
+    key = rng.stream_key(6, generator)
+    nu = 7
+    for n in range(1, 20):
+        run = (n + 1) // 2
+        for network, position in ((0, 0), (3, 5), (11, 40)):
+            out, t, u = np.empty(n), np.empty(n + 3), np.empty(n + 3)
+            dense._draw(dense.STUDENT_T, nu, key, np.uint64(2), network, position, out, t, u)
+            z = np.empty(n)
+            rng.fill_normals(key, np.uint64(2), network, position, z)
+            chi = [0.0] * n
+            for r in range(nu):
+                g = np.empty(n)
+                rng.fill_normals(key, np.uint64(2), network, position + (r + 1) * run, g)
+                chi = [_fma(g[j], g[j], chi[j]) for j in range(n)]
+            chi = np.array(chi)
+            want = z / np.sqrt(chi / np.float64(nu))
+            assert np.array_equal(t[:n], chi), (n, network)
+            assert np.array_equal(out, want), (n, network, np.nonzero(out != want)[0])
