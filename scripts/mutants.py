@@ -384,6 +384,12 @@ MUTANTS = [
            "act_code, act_param, weight_code, 0, GAUSSIAN, 0, zero, zero, 0, 0, out)",
            "act_code, act_param, weight_code, 0, UNIFORM, 0, zero, zero, 0, 0, out)",
            (T_REF, T_KERN), "sample_dense draws uniform biases"),
+    Mutant("exact-inherits-fastmath", "kernels/jit.py",
+           'exact = _decorator(fastmath=False, nogil=True, error_model="numpy")',
+           'exact = _decorator(nogil=True, error_model="numpy")',
+           (T_KERN,), "jit.exact leaves fastmath unset: Numba compiles it with the calling "
+           "kernel's arcp/afn (Student-t draws round per vector width)",
+           extra=("-k", "student_t_draws")),
     # ---- the dNTK (kernels/dntk_dense.py, stats/dntk_estimators.py) -------------------------
     Mutant("dntk-no-sigma-second", "kernels/dntk_common.py",
            "v = d2s[top, q] * zt[top, c0 * k + a, j] * Wp[u, j]", "v = 0.0 * Wp[u, j]",
