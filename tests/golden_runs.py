@@ -5,7 +5,7 @@ compiled for one fixed CPU target (see ``tests/test_golden.py``), so that the ha
 depend on the vector width of the machine that runs the test suite. The configurations
 cover both samplers, k = 1 and k = 3, unequal widths, per-layer C_W / C_b and the six-point
 accumulator; the runs pinned before ``ensemble.generator`` existed name the generator of that
-time (philox53), and five of them are pinned again with the default generator (philox32). Datasets hashed: everything under /layers and /accumulator and /inputs (the
+time (philox53), and six of them are pinned again with the default generator (philox32). Datasets hashed: everything under /layers and /accumulator and /inputs (the
 attributes hold timestamps and versions and are not hashed).
 """
 from __future__ import annotations
@@ -80,6 +80,9 @@ DEFAULT = {
     "dense_k1_tanh_philox32": LEGACY["dense_k1_tanh"],
     "dense_k3_relu_uniform_philox32": LEGACY["dense_k3_relu_uniform"],
     "markov_k2_metric_only_philox32": LEGACY["markov_k2_metric_only"],
+    # pinned when the Student-t draws became the same bits on every target (issue 12 item 3)
+    "dense_k2_tanh_student_t_rademacher_biases_philox32":
+        LEGACY["dense_k2_tanh_student_t_rademacher_biases"],
 }
 DEFAULT = {name: {**raw, "ensemble": {k: v for k, v in raw["ensemble"].items() if k != "generator"}}
            for name, raw in DEFAULT.items()}
