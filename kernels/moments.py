@@ -62,7 +62,8 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
     layer) computes the means and the deviations D (tasks, m, N); (2) the m(m+1)/2 + T
     products of every task are cut into pieces of ``PIECE`` and spread over the threads (for
     k = 8 with six-point statistics a task has 8,436 triples: this is the pass that matters).
-    Every output entry is one call of ``kernels.reduce`` (``total``, ``dot``: fixed order,
+    Every output entry is one fixed-order sum (``kernels.reduce.total``, and for the products
+    ``_dot_rows`` / ``_dots_with_rows`` below: ``reduce.dot``'s order on rows given by index;
     not reassociated, compiled apart from this kernel; M3 with the bits of ``dot3``) on data
     that do not depend on the schedule, so the result is bitwise the same for any number of
     threads and for compiled and cached code (tests/test_moments.py,
