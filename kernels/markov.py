@@ -33,6 +33,7 @@ from .activations import RELU, activate, relu
 from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_rows,
                      input_metric, metric_from_activations, psd_cholesky)
 from .jit import kernel, ordered, parallel_kernel
+from .lanes import relu_gram1_lanes, relu_gram2_lanes
 from .rng import fill_normals
 
 __all__ = ["sample_markov"]
@@ -52,25 +53,8 @@ def _scaled(c, x):
 def _relu_gram1(x, n, c00):
     """sum_i relu(c00 x_i)^2 over x[:n], in reduce.dot's order."""
     full = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for i in range(0, full, 8):
-        a0 = relu(x[i] * c00, 0.0)
-        a1 = relu(x[i + 1] * c00, 0.0)
-        a2 = relu(x[i + 2] * c00, 0.0)
-        a3 = relu(x[i + 3] * c00, 0.0)
-        a4 = relu(x[i + 4] * c00, 0.0)
-        a5 = relu(x[i + 5] * c00, 0.0)
-        a6 = relu(x[i + 6] * c00, 0.0)
-        a7 = relu(x[i + 7] * c00, 0.0)
-        s0 += a0 * a0
-        s1 += a1 * a1
-        s2 += a2 * a2
-        s3 += a3 * a3
-        s4 += a4 * a4
-        s5 += a5 * a5
-        s6 += a6 * a6
-        s7 += a7 * a7
-    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    s = relu_gram1_lanes(x, full, c00)
+    acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
     for i in range(full, n):
         a = relu(x[i] * c00, 0.0)
         acc += a * a
@@ -91,53 +75,10 @@ def _relu_gram2(x, y, n, c00, c10, c11, res):
     """res[0..2] = the sums of s0 s0, s0 s1, s1 s1 over i < n, s0 = relu(c00 x_i),
     s1 = relu(c11 y_i + c10 x_i), each in reduce.dot's order."""
     full = n - n % 8
-    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0       # s0 s0
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0       # s0 s1
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0       # s1 s1
-    for i in range(0, full, 8):
-        a0 = relu(x[i] * c00, 0.0)
-        a1 = relu(x[i + 1] * c00, 0.0)
-        a2 = relu(x[i + 2] * c00, 0.0)
-        a3 = relu(x[i + 3] * c00, 0.0)
-        a4 = relu(x[i + 4] * c00, 0.0)
-        a5 = relu(x[i + 5] * c00, 0.0)
-        a6 = relu(x[i + 6] * c00, 0.0)
-        a7 = relu(x[i + 7] * c00, 0.0)
-        b0 = relu(_z1(x[i], y[i], c10, c11), 0.0)
-        b1 = relu(_z1(x[i + 1], y[i + 1], c10, c11), 0.0)
-        b2 = relu(_z1(x[i + 2], y[i + 2], c10, c11), 0.0)
-        b3 = relu(_z1(x[i + 3], y[i + 3], c10, c11), 0.0)
-        b4 = relu(_z1(x[i + 4], y[i + 4], c10, c11), 0.0)
-        b5 = relu(_z1(x[i + 5], y[i + 5], c10, c11), 0.0)
-        b6 = relu(_z1(x[i + 6], y[i + 6], c10, c11), 0.0)
-        b7 = relu(_z1(x[i + 7], y[i + 7], c10, c11), 0.0)
-        p0 += a0 * a0
-        p1 += a1 * a1
-        p2 += a2 * a2
-        p3 += a3 * a3
-        p4 += a4 * a4
-        p5 += a5 * a5
-        p6 += a6 * a6
-        p7 += a7 * a7
-        q0 += a0 * b0
-        q1 += a1 * b1
-        q2 += a2 * b2
-        q3 += a3 * b3
-        q4 += a4 * b4
-        q5 += a5 * b5
-        q6 += a6 * b6
-        q7 += a7 * b7
-        r0 += b0 * b0
-        r1 += b1 * b1
-        r2 += b2 * b2
-        r3 += b3 * b3
-        r4 += b4 * b4
-        r5 += b5 * b5
-        r6 += b6 * b6
-        r7 += b7 * b7
-    sp = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
-    sq = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
-    sr = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    t = relu_gram2_lanes(x, y, full, c00, c10, c11)     # p_j (s0 s0), q_j (s0 s1), r_j (s1 s1)
+    sp = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
+    sq = ((t[8] + t[9]) + (t[10] + t[11])) + ((t[12] + t[13]) + (t[14] + t[15]))
+    sr = ((t[16] + t[17]) + (t[18] + t[19])) + ((t[20] + t[21]) + (t[22] + t[23]))
     for i in range(full, n):
         a = relu(x[i] * c00, 0.0)
         b = relu(_z1(x[i], y[i], c10, c11), 0.0)
