@@ -34,7 +34,7 @@ from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_ro
                      input_metric, metric_from_activations, psd_cholesky)
 from .jit import kernel, ordered, parallel_kernel
 from .lanes import relu_gram1_lanes, relu_gram2_lanes
-from .rng import fill_normals
+from .rng import NORMALS_SCRATCH, fill_normals_with
 
 __all__ = ["sample_markov"]
 
@@ -92,8 +92,9 @@ def _relu_gram2(x, y, n, c00, c10, c11, res):
 
 @kernel
 def _markov_network(key, block, network, G1, widths, C_W, C_b, act_code, act_param,
-                    G, C, z, sums, out):
-    # One network: out (L-1, m); scratch G, C (k, k), z (k * max width,) and sums (3,).
+                    G, C, z, sums, out, scratch):
+    # One network: out (L-1, m); scratch G, C (k, k), z (k * max width,), sums (3,) and the
+    # generator's scratch (rng.NORMALS_SCRATCH,) float32.
     k = G1.shape[0]
     for a in range(k):
         for b in range(k):
@@ -103,7 +104,7 @@ def _markov_network(key, block, network, G1, widths, C_W, C_b, act_code, act_par
         n = widths[l]
         psd_cholesky(G, C)
         eps = z[: k * n]
-        fill_normals(key, block, network, position, eps)
+        fill_normals_with(key, block, network, position, eps, scratch)
         position += (k * n + 1) // 2       # counters used; streams of layers never overlap
         zz = eps.reshape((k, n))
         if act_code == RELU and k <= 2:            # fused path (module docstring)
@@ -165,9 +166,10 @@ def sample_markov(key, first_block, n_blocks, block_size, inputs, widths, C_W, C
         C = np.empty((k, k))
         z = np.empty(k * nmax)
         sums = np.empty(3)
+        scratch = np.empty(NORMALS_SCRATCH, dtype=np.float32)
         lo, hi = chunk_range(c, n_chunks, total)
         for t in range(lo, hi):
             i = t // block_size
             j = t - i * block_size
             _markov_network(key, first_block + i, j, G1, widths, C_W, C_b, act_code,
-                            act_param, G, C, z, sums, out[i, j])
+                            act_param, G, C, z, sums, out[i, j], scratch)
