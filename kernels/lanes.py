@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 
 from .jit import ORDERED_FASTMATH
 
-__all__ = ["dot_lanes", "relu_gram1_lanes", "relu_gram2_lanes"]
+__all__ = ["is_c_f64", "dot_lanes", "relu_gram1_lanes", "relu_gram2_lanes"]
 
 _LANES = 8
 _FLAGS = tuple(sorted(ORDERED_FASTMATH))
@@ -33,8 +33,11 @@ _VEC = ir.VectorType(_F64, _LANES)
 _I64 = ir.IntType(64)
 
 
-def _is_c_f64(a):
-    return isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float64
+def is_c_f64(a):
+    """Whether Numba type ``a`` is an array these functions take: 1-d, C-contiguous,
+    aligned float64 (read-only or not)."""
+    return (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.aligned
+            and a.dtype == types.float64)
 
 
 def _splat(builder, x):
@@ -110,7 +113,7 @@ def _tuple_of_lanes(context, builder, tupty, vecs):
 @intrinsic
 def dot_lanes(typingctx, x, y, full):
     """(s_0, ..., s_7): s_j = sum of x_i y_i over i < full, i = j mod 8, in increasing i."""
-    if not (_is_c_f64(x) and _is_c_f64(y) and isinstance(full, types.Integer)):
+    if not (is_c_f64(x) and is_c_f64(y) and isinstance(full, types.Integer)):
         return None
     tupty = types.UniTuple(types.float64, _LANES)
 
@@ -130,7 +133,7 @@ def dot_lanes(typingctx, x, y, full):
 @intrinsic
 def relu_gram1_lanes(typingctx, x, full, c00):
     """(s_0, ..., s_7): s_j = sum of a_i a_i, a_i = relu(x_i c00), over i < full, i = j mod 8."""
-    if not (_is_c_f64(x) and isinstance(full, types.Integer) and c00 == types.float64):
+    if not (is_c_f64(x) and isinstance(full, types.Integer) and c00 == types.float64):
         return None
     tupty = types.UniTuple(types.float64, _LANES)
 
@@ -153,7 +156,7 @@ def relu_gram2_lanes(typingctx, x, y, full, c00, c10, c11):
     """(p_0..p_7, q_0..q_7, r_0..r_7): the partial sums of a a, a b, b b over i < full,
     i = j mod 8, with a = relu(c00 x_i), b = relu(z1), z1 = fma(c10, x_i, c11 y_i) if c10 != 0
     else c11 y_i (markov's ``_z1`` as compiled: both computed, then selected)."""
-    if not (_is_c_f64(x) and _is_c_f64(y) and isinstance(full, types.Integer)
+    if not (is_c_f64(x) and is_c_f64(y) and isinstance(full, types.Integer)
             and c00 == types.float64 and c10 == types.float64 and c11 == types.float64):
         return None
     tupty = types.UniTuple(types.float64, 3 * _LANES)

@@ -20,8 +20,10 @@ ReLU with k = 1 or 2 (the common cases) takes a fused path: one pass over eps co
 activation and the Gram sums (``_relu_gram1`` / ``_relu_gram2``) without writing z back,
 instead of four passes (z transform, activation, one ``reduce.dot`` per pair). It does the
 same operations in the same order as the general path (the same products, the same select,
-``reduce.dot``'s 8 partial sums and their combination), so both give the same bits; the
-golden and the ISA tests pin that. ~10-25% faster on AVX2 (docs/performance.md).
+``reduce.dot``'s 8 partial sums and their combination), so both give the same bits
+(``tests/test_lanes.py``, on this machine's target and on a Haswell build). The 8 partial
+sums run as one 8-lane vector loop (``kernels/lanes.py``); the scalar tail and the
+combination are written out below. Timings: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -40,9 +42,9 @@ __all__ = ["sample_markov"]
 
 # The fused ReLU paths. `ordered` (no reassoc), like kernels/reduce.py: the 8 partial sums
 # s_j (i = j mod 8) and ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) then the tail are
-# reduce.dot's order exactly. Plain scalars: Numba runs LLVM without the SLP vectoriser and
-# the loop vectoriser cannot vectorise a reduction without reassoc, so (like reduce.dot) this
-# is scalar code; the gain is one pass instead of four and no stores of z.
+# reduce.dot's order exactly. The loop over the first 8 floor(n / 8) units is one vector
+# loop in LLVM IR (kernels/lanes.py: Numba's own vectorisers cannot vectorise these sums
+# without reassoc); lane j there is the scalar partial sum s_j, operation for operation.
 @ordered
 def _scaled(c, x):
     # c * x outside a reassoc context, as reduce.scaled_dot does it
