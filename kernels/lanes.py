@@ -11,6 +11,10 @@ fast-math flags (``jit.ORDERED_FASTMATH``: no ``reassoc``) and the FMAs that the
 compiles to written out as ``llvm.fma`` (the backend would not always fuse the same product
 of a vector sum of two products), so every partial sum keeps its bits.
 
+Like ``reduce.py``'s bitwise promise this assumes a target with FMA (x86-64-v3 and up): on one
+without, ``llvm.fma`` is a library call per lane (FMA-node results, slowly), while scalar
+code there rounds each product separately.
+
 Each function covers the ``full = n - n % 8`` leading terms (``full`` a multiple of 8, the
 caller's business) and returns the 8 partial sums (or 3 x 8) as a tuple; the caller combines
 them and adds the tail in ``reduce.dot``'s order. Arrays must be C-contiguous float64.
