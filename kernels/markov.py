@@ -20,8 +20,10 @@ ReLU with k = 1 or 2 (the common cases) takes a fused path: one pass over eps co
 activation and the Gram sums (``_relu_gram1`` / ``_relu_gram2``) without writing z back,
 instead of four passes (z transform, activation, one ``reduce.dot`` per pair). It does the
 same operations in the same order as the general path (the same products, the same select,
-``reduce.dot``'s 8 partial sums and their combination), so both give the same bits; the
-golden and the ISA tests pin that. ~10-25% faster on AVX2 (docs/performance.md).
+``reduce.dot``'s 8 partial sums and their combination), so both give the same bits
+(``tests/test_lanes.py``, on this machine's target and on a Haswell build). The 8 partial
+sums run as one 8-lane vector loop (``kernels/lanes.py``); the scalar tail and the
+combination are written out below. Timings: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -33,15 +35,16 @@ from .activations import RELU, activate, relu
 from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, correlate_rows,
                      input_metric, metric_from_activations, psd_cholesky)
 from .jit import kernel, ordered, parallel_kernel
-from .rng import fill_normals
+from .lanes import relu_gram1_lanes, relu_gram2_lanes
+from .rng import NORMALS_SCRATCH, fill_normals_with
 
 __all__ = ["sample_markov"]
 
 # The fused ReLU paths. `ordered` (no reassoc), like kernels/reduce.py: the 8 partial sums
 # s_j (i = j mod 8) and ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) then the tail are
-# reduce.dot's order exactly. Plain scalars: Numba runs LLVM without the SLP vectoriser and
-# the loop vectoriser cannot vectorise a reduction without reassoc, so (like reduce.dot) this
-# is scalar code; the gain is one pass instead of four and no stores of z.
+# reduce.dot's order exactly. The loop over the first 8 floor(n / 8) units is one vector
+# loop in LLVM IR (kernels/lanes.py: Numba's own vectorisers cannot vectorise these sums
+# without reassoc); lane j there is the scalar partial sum s_j, operation for operation.
 @ordered
 def _scaled(c, x):
     # c * x outside a reassoc context, as reduce.scaled_dot does it
@@ -52,25 +55,8 @@ def _scaled(c, x):
 def _relu_gram1(x, n, c00):
     """sum_i relu(c00 x_i)^2 over x[:n], in reduce.dot's order."""
     full = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for i in range(0, full, 8):
-        a0 = relu(x[i] * c00, 0.0)
-        a1 = relu(x[i + 1] * c00, 0.0)
-        a2 = relu(x[i + 2] * c00, 0.0)
-        a3 = relu(x[i + 3] * c00, 0.0)
-        a4 = relu(x[i + 4] * c00, 0.0)
-        a5 = relu(x[i + 5] * c00, 0.0)
-        a6 = relu(x[i + 6] * c00, 0.0)
-        a7 = relu(x[i + 7] * c00, 0.0)
-        s0 += a0 * a0
-        s1 += a1 * a1
-        s2 += a2 * a2
-        s3 += a3 * a3
-        s4 += a4 * a4
-        s5 += a5 * a5
-        s6 += a6 * a6
-        s7 += a7 * a7
-    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    s = relu_gram1_lanes(x, full, c00)
+    acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
     for i in range(full, n):
         a = relu(x[i] * c00, 0.0)
         acc += a * a
@@ -91,53 +77,10 @@ def _relu_gram2(x, y, n, c00, c10, c11, res):
     """res[0..2] = the sums of s0 s0, s0 s1, s1 s1 over i < n, s0 = relu(c00 x_i),
     s1 = relu(c11 y_i + c10 x_i), each in reduce.dot's order."""
     full = n - n % 8
-    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0       # s0 s0
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0       # s0 s1
-    r0 = r1 = r2 = r3 = r4 = r5 = r6 = r7 = 0.0       # s1 s1
-    for i in range(0, full, 8):
-        a0 = relu(x[i] * c00, 0.0)
-        a1 = relu(x[i + 1] * c00, 0.0)
-        a2 = relu(x[i + 2] * c00, 0.0)
-        a3 = relu(x[i + 3] * c00, 0.0)
-        a4 = relu(x[i + 4] * c00, 0.0)
-        a5 = relu(x[i + 5] * c00, 0.0)
-        a6 = relu(x[i + 6] * c00, 0.0)
-        a7 = relu(x[i + 7] * c00, 0.0)
-        b0 = relu(_z1(x[i], y[i], c10, c11), 0.0)
-        b1 = relu(_z1(x[i + 1], y[i + 1], c10, c11), 0.0)
-        b2 = relu(_z1(x[i + 2], y[i + 2], c10, c11), 0.0)
-        b3 = relu(_z1(x[i + 3], y[i + 3], c10, c11), 0.0)
-        b4 = relu(_z1(x[i + 4], y[i + 4], c10, c11), 0.0)
-        b5 = relu(_z1(x[i + 5], y[i + 5], c10, c11), 0.0)
-        b6 = relu(_z1(x[i + 6], y[i + 6], c10, c11), 0.0)
-        b7 = relu(_z1(x[i + 7], y[i + 7], c10, c11), 0.0)
-        p0 += a0 * a0
-        p1 += a1 * a1
-        p2 += a2 * a2
-        p3 += a3 * a3
-        p4 += a4 * a4
-        p5 += a5 * a5
-        p6 += a6 * a6
-        p7 += a7 * a7
-        q0 += a0 * b0
-        q1 += a1 * b1
-        q2 += a2 * b2
-        q3 += a3 * b3
-        q4 += a4 * b4
-        q5 += a5 * b5
-        q6 += a6 * b6
-        q7 += a7 * b7
-        r0 += b0 * b0
-        r1 += b1 * b1
-        r2 += b2 * b2
-        r3 += b3 * b3
-        r4 += b4 * b4
-        r5 += b5 * b5
-        r6 += b6 * b6
-        r7 += b7 * b7
-    sp = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
-    sq = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))
-    sr = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    t = relu_gram2_lanes(x, y, full, c00, c10, c11)     # p_j (s0 s0), q_j (s0 s1), r_j (s1 s1)
+    sp = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
+    sq = ((t[8] + t[9]) + (t[10] + t[11])) + ((t[12] + t[13]) + (t[14] + t[15]))
+    sr = ((t[16] + t[17]) + (t[18] + t[19])) + ((t[20] + t[21]) + (t[22] + t[23]))
     for i in range(full, n):
         a = relu(x[i] * c00, 0.0)
         b = relu(_z1(x[i], y[i], c10, c11), 0.0)
@@ -151,8 +94,9 @@ def _relu_gram2(x, y, n, c00, c10, c11, res):
 
 @kernel
 def _markov_network(key, block, network, G1, widths, C_W, C_b, act_code, act_param,
-                    G, C, z, sums, out):
-    # One network: out (L-1, m); scratch G, C (k, k), z (k * max width,) and sums (3,).
+                    G, C, z, sums, out, scratch):
+    # One network: out (L-1, m); scratch G, C (k, k), z (k * max width,), sums (3,) and the
+    # generator's scratch (rng.NORMALS_SCRATCH,) float32.
     k = G1.shape[0]
     for a in range(k):
         for b in range(k):
@@ -162,7 +106,7 @@ def _markov_network(key, block, network, G1, widths, C_W, C_b, act_code, act_par
         n = widths[l]
         psd_cholesky(G, C)
         eps = z[: k * n]
-        fill_normals(key, block, network, position, eps)
+        fill_normals_with(key, block, network, position, eps, scratch)
         position += (k * n + 1) // 2       # counters used; streams of layers never overlap
         zz = eps.reshape((k, n))
         if act_code == RELU and k <= 2:            # fused path (module docstring)
@@ -224,9 +168,10 @@ def sample_markov(key, first_block, n_blocks, block_size, inputs, widths, C_W, C
         C = np.empty((k, k))
         z = np.empty(k * nmax)
         sums = np.empty(3)
+        scratch = np.empty(NORMALS_SCRATCH, dtype=np.float32)
         lo, hi = chunk_range(c, n_chunks, total)
         for t in range(lo, hi):
             i = t // block_size
             j = t - i * block_size
             _markov_network(key, first_block + i, j, G1, widths, C_W, C_b, act_code,
-                            act_param, G, C, z, sums, out[i, j])
+                            act_param, G, C, z, sums, out[i, j], scratch)

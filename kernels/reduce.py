@@ -14,13 +14,21 @@ node has); then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); then the rema
 terms in increasing i. ``dot_seq(acc, x, y)`` is the plain sequential acc - sum x_i y_i
 (small loops: Cholesky, k x k products).
 
+``dot`` runs its 8 partial sums as one 8-lane vector (``kernels/lanes.py``: one zmm register
+on AVX-512, two ymm on AVX2) when both arrays are C-contiguous float64: each lane does the
+scalar sum's operations, so the bits are the same as the scalar code's (which other layouts
+get), only ~4-8x fewer instructions.
+
 The bitwise promise covers targets with FMA (Haswell and later, x86-64-v3 and up): a build
 without FMA rounds every product separately.
 """
 
 from __future__ import annotations
 
-from .jit import ordered
+from numba.extending import overload
+
+from .jit import ORDERED_FASTMATH, ordered
+from .lanes import dot_lanes, is_c_f64
 
 __all__ = ["LANES", "dot", "scaled_dot", "dot3", "total", "sub_dot_seq", "dot_seq"]
 
@@ -28,22 +36,42 @@ __all__ = ["LANES", "dot", "scaled_dot", "dot3", "total", "sub_dot_seq", "dot_se
 LANES = 8
 
 
+def _dot_partials(x, y, full):  # pragma: no cover - replaced by the overload below
+    raise NotImplementedError
+
+
+@overload(_dot_partials, jit_options=dict(fastmath=set(ORDERED_FASTMATH), nogil=True,
+                                          error_model="numpy"))
+def _dot_partials_overload(x, y, full):
+    # (s_0, ..., s_7) of dot over the first `full` (a multiple of 8) terms: one 8-lane vector
+    # loop (kernels/lanes.py) for C-contiguous float64, else the same sums as 8 scalars; the
+    # same operations either way, so the same bits.
+    if is_c_f64(x) and is_c_f64(y):
+        return lambda x, y, full: dot_lanes(x, y, full)
+
+    def scalar(x, y, full):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for i in range(0, full, LANES):
+            s0 += x[i] * y[i]
+            s1 += x[i + 1] * y[i + 1]
+            s2 += x[i + 2] * y[i + 2]
+            s3 += x[i + 3] * y[i + 3]
+            s4 += x[i + 4] * y[i + 4]
+            s5 += x[i + 5] * y[i + 5]
+            s6 += x[i + 6] * y[i + 6]
+            s7 += x[i + 7] * y[i + 7]
+        return s0, s1, s2, s3, s4, s5, s6, s7
+
+    return scalar
+
+
 @ordered
 def dot(x, y):
     """sum_i x[i] y[i] over len(x) terms (y at least as long), in the order above."""
     n = x.shape[0]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
     full = n - n % LANES
-    for i in range(0, full, LANES):
-        s0 += x[i] * y[i]
-        s1 += x[i + 1] * y[i + 1]
-        s2 += x[i + 2] * y[i + 2]
-        s3 += x[i + 3] * y[i + 3]
-        s4 += x[i + 4] * y[i + 4]
-        s5 += x[i + 5] * y[i + 5]
-        s6 += x[i + 6] * y[i + 6]
-        s7 += x[i + 7] * y[i + 7]
-    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    s = _dot_partials(x, y, full)
+    acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
     for i in range(full, n):
         acc += x[i] * y[i]
     return acc

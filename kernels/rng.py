@@ -67,6 +67,8 @@ __all__ = [
     "Philox32Key",
     "philox4x32_10",
     "fill_normals",
+    "fill_normals_with",
+    "NORMALS_SCRATCH",
     "fill_uniforms",
     "fill_signs",
     "uniforms_at",
@@ -343,17 +345,25 @@ def _widen(src, dst):
 
 @kernel
 def _fill_normals_philox32(key, block, network, position, out):
+    """philox32 with a scratch buffer of its own (``_philox32_chunks``)."""
+    n_full = out.shape[0] // 4
+    buf = np.empty(4 * max(1, min(n_full, _CHUNK32)), dtype=np.float32)
+    _philox32_chunks(key, block, network, position, out, buf)
+
+
+@kernel
+def _philox32_chunks(key, block, network, position, out, buf):
     """philox32: ``out[j]`` is normal ``4 * position + j`` (module docstring). Three passes
-    per chunk of 256 counters through a float32 scratch buffer: words to uniforms, Box-Muller
-    in place, widening into ``out``. A last partial counter goes through the same three loops
-    (in their scalar remainder, which compiles from the same IR as their vector body)."""
+    per chunk of 256 counters through the float32 scratch ``buf`` (at least
+    ``4 min(256, max(1, len(out) // 4))`` long): words to uniforms, Box-Muller in place,
+    widening into ``out``. A last partial counter goes through the same three loops (in their
+    scalar remainder, which compiles from the same IR as their vector body)."""
     n = out.shape[0]
     n_full = n // 4
     rem = n - 4 * n_full
     _check_range(position, n_full + (1 if rem else 0))
     k0, k1, c1, c2, c3 = _stream_words(key, block, network)
     pos = np.uint64(position)
-    buf = np.empty(4 * max(1, min(n_full, _CHUNK32)), dtype=np.float32)
     for lo in range(0, n_full, _CHUNK32):
         hi = min(n_full, lo + _CHUNK32)
         b = buf[:4 * (hi - lo)]
@@ -389,6 +399,33 @@ def fill_normals(key, block, network, position, out):
     starting at counter ``position``: with the generator of ``key``'s type (module
     docstring; ``np.uint64``: philox53, ``Philox32Key``: philox32)."""
     _fill_normals_impl(key, block, network, position, out)
+
+
+#: length of the float32 ``scratch`` that ``fill_normals_with`` takes
+NORMALS_SCRATCH = 4 * _CHUNK32
+
+
+def _fill_normals_with_impl(key, block, network, position, out, scratch):  # pragma: no cover
+    raise NotImplementedError
+
+
+@overload(_fill_normals_with_impl)
+def _fill_normals_with_overload(key, block, network, position, out, scratch):
+    if isinstance(key, types.Integer):          # philox53 needs no scratch
+        return lambda key, block, network, position, out, scratch: _fill_normals_philox53(
+            key, block, network, position, out)
+    if isinstance(key, types.BaseNamedTuple) and key.instance_class is Philox32Key:
+        return lambda key, block, network, position, out, scratch: _philox32_chunks(
+            key, block, network, position, out, scratch)
+    return None
+
+
+@kernel
+def fill_normals_with(key, block, network, position, out, scratch):
+    """``fill_normals`` with the caller's float32 scratch ``scratch`` (``NORMALS_SCRATCH``,)
+    for philox32 instead of one allocated per call (kernels that fill many short runs keep
+    one per thread). The same numbers as ``fill_normals``."""
+    _fill_normals_with_impl(key, block, network, position, out, scratch)
 
 
 @kernel

@@ -83,7 +83,7 @@ MUTANTS = [
     Mutant("markov-stream-overlap", "kernels/markov.py",
            "position += (k * n + 1) // 2", "position += (k * n) // 2",
            (T_REF,), "layer streams overlap by one counter when k n is odd"),
-    Mutant("markov-ascending-transform", "kernels/markov.py",
+    Mutant("markov-ascending-transform", "kernels/common.py",
            "for a in range(k - 1, -1, -1):", "for a in range(k):",
            (T_REF, T_KERN), "z = C eps in place in the wrong order (reads rows already transformed)"),
     Mutant("markov-next-layer-C_W", "kernels/markov.py",

@@ -332,6 +332,23 @@ def test_philox32_windows_bitwise():
         np.testing.assert_array_equal(got, ref[4 * pos:4 * pos + n])
 
 
+@pytest.mark.parametrize("generator", ["philox53", "philox32"])
+def test_fill_normals_with_a_scratch_gives_the_same_numbers(generator):
+    # windows against the one long fill, through one reused scratch that starts as garbage
+    # (NaN): nothing of an earlier call or of the scratch's contents may leak into a fill
+    key = rng.stream_key(8, generator)
+    ref = np.empty(8000)
+    rng.fill_normals(key, 1, 1, 0, ref)
+    per = 4 if generator == "philox32" else 2                    # normals per counter
+    scratch = np.full(rng.NORMALS_SCRATCH, np.nan, dtype=np.float32)
+    g = np.random.default_rng(2)
+    for _ in range(100):
+        pos = int(g.integers(0, 1000))
+        got = np.empty(int(g.integers(0, 8000 - per * pos + 1)))
+        rng.fill_normals_with(key, 1, 1, pos, got, scratch)
+        np.testing.assert_array_equal(got, ref[per * pos:per * pos + got.shape[0]])
+
+
 def test_philox32_tail_ends_at_the_smallest_uniform():
     # The largest radius comes from a word with x >> 1 == 0: v = 2**-32, r = sqrt(64 ln 2).
     buf = np.array([2.0**-32, 0.25, 1.0, 0.0], dtype=np.float32)
