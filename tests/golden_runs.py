@@ -5,7 +5,8 @@ compiled for one fixed CPU target (see ``tests/test_golden.py``), so that the ha
 depend on the vector width of the machine that runs the test suite. The configurations
 cover both samplers, k = 1 and k = 3, unequal widths, per-layer C_W / C_b and the six-point
 accumulator; the runs pinned before ``ensemble.generator`` existed name the generator of that
-time (philox53), and six of them are pinned again with the default generator (philox32). Datasets hashed: everything under /layers and /accumulator and /inputs (the
+time (philox53), and six of them are pinned again with the default generator (philox32); the
+NTK and dNTK runs (``NTK``: both samplers, default generator) cover those kernels. Datasets hashed: everything under /layers and /accumulator and /inputs (the
 attributes hold timestamps and versions and are not hashed).
 """
 from __future__ import annotations
