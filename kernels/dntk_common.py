@@ -67,8 +67,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from .jit import inline, kernel
+from .jit import exact, inline, kernel
 from .ntk_common import add_contribution, column_gram, output_layer_term
+from .reduce import dot, dot3, dot_seq, sub_dot_seq
 from .rng import fill_normals
 
 __all__ = ["dntk_width", "dntk_layer", "write_dntk", "Revealer", "explicit_revealer",
@@ -111,20 +112,33 @@ def markov_layer_numbers(k, n, nb):
 
 
 @inline
+def _norm(x, dim):
+    """|x[:dim]|, the sum of squares in the fixed order of ``kernels.reduce``."""
+    return np.sqrt(dot(x[:dim], x[:dim]))
+
+
+@exact
+def _divide(x, dim, d):
+    """x[:dim] /= d in IEEE arithmetic: under ``arcp`` a vector body and its scalar remainder
+    may divide differently (``jit.exact``), so the bits would depend on the vector width."""
+    for j in range(dim):
+        x[j] = x[j] / d
+
+
+@inline
 def _project_off(P, count, x, dim, c):
     """x[:dim] -= P[:count]^T P x for orthonormal rows P, twice (Gram-Schmidt with one
-    re-orthogonalisation); c[:count] <- the coefficients P x. Returns |x| afterwards."""
+    re-orthogonalisation); c[:count] <- the coefficients P x. Returns |x| afterwards.
+    Every sum in the fixed order of ``kernels.reduce`` (the same bits on every target)."""
     for i in range(count):
         c[i] = 0.0
     for it in range(2):
         for i in range(count):
-            d = 0.0
-            for j in range(dim):
-                d += P[i, j] * x[j]
+            d = dot(P[i, :dim], x[:dim])
             c[i] += d
             for j in range(dim):
                 x[j] -= d * P[i, j]
-    return np.sqrt(np.sum(x[:dim] ** 2))
+    return _norm(x, dim)
 
 
 @inline
@@ -149,17 +163,16 @@ def reveal_known(rv, lp, x, z, N1, n):
     i0 = lp - 1
     r = rv.cnt[i0, 0]
     Qr, A, c = rv.Qr[i0], rv.A[i0], rv.c
-    xn = np.sqrt(np.sum(x[:N1] ** 2))
+    xn = _norm(x, N1)
     nrm = _project_off(Qr, r, x, N1, c)
     if nrm <= FORWARD_RTOL * xn or nrm == 0.0:
         return
     for j in range(N1):
-        Qr[r, j] = x[j] / nrm
-    for j in range(n):
-        acc = z[j]
-        for i in range(r):
-            acc -= c[i] * A[i, j]
-        A[r, j] = acc / nrm
+        Qr[r, j] = x[j]
+    _divide(Qr[r], N1, nrm)
+    for j in range(n):                          # sums over the r revealed vectors, in order
+        A[r, j] = sub_dot_seq(z[j], c, A[:, j], r)
+    _divide(A[r], n, nrm)
     rv.cnt[i0, 0] = r + 1
 
 
@@ -170,24 +183,18 @@ def _reveal(P, KP, Q, KQ, np_, nq, x, dim_x, dim_out, out, key, block, network, 
     # known products, rows of length dim_out), the other side's basis Q (nq rows) with known
     # products KQ (rows of length dim_x). Returns True when x adds a direction (appended as
     # P[np_], KP[np_]). x is overwritten.
-    xn = np.sqrt(np.sum(x[:dim_x] ** 2))
+    xn = _norm(x, dim_x)
     nrm = _project_off(P, np_, x, dim_x, c)
-    for j in range(dim_out):
-        acc = 0.0
-        for i in range(np_):
-            acc += c[i] * KP[i, j]
-        out[j] = acc
+    for j in range(dim_out):                    # sums over the revealed vectors, in order
+        out[j] = dot_seq(c, KP[:, j], np_)
     if nrm <= SPAN_RTOL * xn or nrm == 0.0:
         return False
-    for j in range(dim_x):
-        x[j] /= nrm
+    _divide(x, dim_x, nrm)
     f = fresh[:dim_out]
     fill_normals(key, block, network, position, f)
     _project_off(Q, nq, f, dim_out, c)          # the fresh part, off the other side's basis
     for t in range(nq):                         # the known part along it
-        v = 0.0
-        for j in range(dim_x):
-            v += KQ[t, j] * x[j]
+        v = dot(KQ[t, :dim_x], x[:dim_x])
         for j in range(dim_out):
             f[j] += v * Q[t, j]
     for j in range(dim_out):
@@ -203,10 +210,7 @@ def times(rv, lp, W, v, n, nb, out, position, key, block, network):
     """out[:n] = W^(lp) v[:nb] (W (n, nb) explicit, or drawn given the revealed products)."""
     if not rv.markov:
         for i in range(n):
-            acc = 0.0
-            for j in range(nb):
-                acc += W[i, j] * v[j]
-            out[i] = acc
+            out[i] = dot(W[i, :nb], v[:nb])     # fixed order (kernels/reduce.py)
         return
     i0 = lp - 1
     x = rv.xin
@@ -336,9 +340,8 @@ def dntk_layer(lo, k, widths, Wf, woff, Wp, lam_W, zs, ss, ds, d2s, Ls,
                 gt[row, j] = v
         for a1 in range(k):                     # the output layer's weights (u1 = u2)
             for a2 in range(k):
-                acc = 0.0
-                for j in range(n_top):
-                    acc += ds[top, a1 * n_top + j] * zt[top, c0 * k + a1, j] * ss[top, a2 * n_top + j]
+                acc = dot3(ds[top, a1 * n_top: (a1 + 1) * n_top], zt[top, c0 * k + a1, :n_top],
+                           ss[top, a2 * n_top: (a2 + 1) * n_top])
                 for u in range(2):
                     T[c0, u * k + a1, u * k + a2] += lw * acc
     for lp in range(lo - 1, 0, -1):             # gt holds gdot^(lp)
@@ -347,9 +350,7 @@ def dntk_layer(lo, k, widths, Wf, woff, Wp, lam_W, zs, ss, ds, d2s, Ls,
             for c1 in range(nc):
                 a1 = c1 % k
                 for c2 in range(nc):
-                    acc = 0.0
-                    for j in range(n):
-                        acc += gt[c0 * nc + c1, j] * gs[lp - 1, c2, j]
+                    acc = dot(gt[c0 * nc + c1, :n], gs[lp - 1, c2, :n])
                     T[c0, c1, c2] += acc * Ls[lp - 1, a1, c2 % k]
         if lp == 1:
             break
@@ -358,10 +359,8 @@ def dntk_layer(lo, k, widths, Wf, woff, Wp, lam_W, zs, ss, ds, d2s, Ls,
         for c0 in range(nc):                    # the weights of layer lp
             for a1 in range(k):
                 for a2 in range(k):
-                    acc = 0.0
-                    for j in range(nb):
-                        acc += (ds[lp - 2, a1 * nb + j] * zt[lp - 2, c0 * k + a1, j]
-                                * ss[lp - 2, a2 * nb + j])
+                    acc = dot3(ds[lp - 2, a1 * nb: (a1 + 1) * nb], zt[lp - 2, c0 * k + a1, :nb],
+                               ss[lp - 2, a2 * nb: (a2 + 1) * nb])
                     for c1 in range(a1, nc, k):
                         for c2 in range(a2, nc, k):
                             T[c0, c1, c2] += Dl[lp - 1, c1, c2] * lwb * acc

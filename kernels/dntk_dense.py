@@ -19,6 +19,7 @@ import numpy as np
 from .activations import activate, activate_derivative, activate_second
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, metric_from_activations
 from .jit import kernel, parallel_kernel
+from .reduce import dot, scaled_dot
 from .dntk_common import (dntk_layer, dntk_width, explicit_revealer, layer_scratch,
                           write_dntk)
 from .ntk_common import (check_ntk_shapes, mark_unrecorded, ntk_width, probe_preactivations,
@@ -48,13 +49,11 @@ def forward(x, nl, widths, Wf, woff, bf, lam_W, lam_b, act_code, act_param,
     # Layers 1..nl from explicit (scaled) weights Wf and biases bf (bias of layer l at
     # bf[l-1, :n_l]): z, sigma, sigma', sigma'' in zs.. (rows l-1, (k, n_l) flattened), and the
     # learning-rate metrics Lhat^(1..nl+1) in Ls[0..nl].
+    # (every sum over units in the fixed order of kernels.reduce: the same bits on any target)
     k, n0 = x.shape
     for a in range(k):
         for b in range(k):
-            acc = 0.0
-            for j in range(n0):
-                acc += x[a, j] * x[b, j]
-            Ls[0, a, b] = lam_b[0] + lam_W[0] / n0 * acc
+            Ls[0, a, b] = lam_b[0] + scaled_dot(lam_W[0] / n0, x[a], x[b])
     n_in = n0
     for l in range(nl):
         n = widths[l]
@@ -63,10 +62,7 @@ def forward(x, nl, widths, Wf, woff, bf, lam_W, lam_b, act_code, act_param,
         z = zs[l, : k * n].reshape((k, n))
         for a in range(k):
             for i in range(n):
-                acc = 0.0
-                for j in range(n_in):
-                    acc += W[i, j] * h[a, j]
-                z[a, i] = bf[l, i] + acc
+                z[a, i] = bf[l, i] + dot(W[i], h[a, :n_in])
         sv = ss[l, : k * n].reshape((k, n))
         for a in range(k):
             activate(act_code, act_param, z[a, :n], sv[a, :n])
@@ -74,10 +70,7 @@ def forward(x, nl, widths, Wf, woff, bf, lam_W, lam_b, act_code, act_param,
             activate_second(act_code, act_param, z[a, :n], d2s[l, a * n: (a + 1) * n])
         for a in range(k):
             for b in range(k):
-                acc = 0.0
-                for j in range(n):
-                    acc += sv[a, j] * sv[b, j]
-                Ls[l + 1, a, b] = lam_b[l + 1] + lam_W[l + 1] / n * acc
+                Ls[l + 1, a, b] = lam_b[l + 1] + scaled_dot(lam_W[l + 1] / n, sv[a], sv[b])
         n_in = n
 
 

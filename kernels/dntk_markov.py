@@ -32,6 +32,7 @@ from .dntk_common import (Revealer, dntk_layer, dntk_width, layer_scratch, marko
 from .jit import kernel, parallel_kernel
 from .ntk_common import (check_ntk_shapes, mark_unrecorded, ntk_width, probe_preactivations,
                          write_ntk)
+from .reduce import scaled_dot
 from .rng import fill_normals
 
 __all__ = ["sample_markov_dntk"]
@@ -67,10 +68,7 @@ def _markov_dntk_network(key, block, network, G1, x, widths, C_W, C_b, lam_W, la
     for a in range(k):
         for b in range(k):
             Gs[0, a, b] = G1[a, b]
-            acc = 0.0
-            for j in range(n0):
-                acc += x[a, j] * x[b, j]
-            Ls[0, a, b] = lam_b[0] + lam_W[0] / n0 * acc
+            Ls[0, a, b] = lam_b[0] + scaled_dot(lam_W[0] / n0, x[a], x[b])   # kernels/reduce.py
     position = 0
     for l in range(L - 1):                      # forward, as kernels.markov
         n = widths[l]
@@ -88,10 +86,7 @@ def _markov_dntk_network(key, block, network, G1, x, widths, C_W, C_b, lam_W, la
         metric_from_activations(sv, n, C_W[l + 1], C_b[l + 1], Gs[l + 1], out[l, :m])
         for a in range(k):
             for b in range(k):
-                acc = 0.0
-                for j in range(n):
-                    acc += sv[a, j] * sv[b, j]
-                Ls[l + 1, a, b] = lam_b[l + 1] + lam_W[l + 1] / n * acc
+                Ls[l + 1, a, b] = lam_b[l + 1] + scaled_dot(lam_W[l + 1] / n, sv[a, :n], sv[b, :n])
     p = position
     for s in range(L - 1):
         lo = s + 2

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import inline
+from .reduce import dot, sub_dot_seq
 
 __all__ = ["ntk_width", "learning_rate_metric", "column_gram", "add_contribution",
            "output_layer_term", "probe_gradients", "probe_preactivations", "mark_unrecorded",
@@ -61,13 +62,12 @@ def learning_rate_metric(G, C_W, C_b, lam_W, lam_b, Lh):
 
 @inline
 def column_gram(g, n, D):
-    """D (c, c) = g[:, :n] g[:, :n]^T for gradient columns g (c, >= n)."""
+    """D (c, c) = g[:, :n] g[:, :n]^T for gradient columns g (c, >= n), every sum in the
+    fixed order of ``kernels.reduce`` (the same bits on AVX2 and AVX-512)."""
     nc = D.shape[0]
     for c1 in range(nc):
         for c2 in range(c1, nc):
-            acc = 0.0
-            for j in range(n):
-                acc += g[c1, j] * g[c2, j]
+            acc = dot(g[c1, :n], g[c2, :n])
             D[c1, c2] = acc
             D[c2, c1] = acc
 
@@ -109,10 +109,7 @@ def probe_preactivations(w, S, n, bias, scale, u, zp):
     from its weight row w (scaled by ``scale``) and the activations S (k, >= n) below."""
     k = S.shape[0]
     for a in range(k):
-        acc = 0.0
-        for j in range(n):
-            acc += w[j] * S[a, j]
-        zp[u, a] = bias + scale * acc
+        zp[u, a] = bias + scale * dot(w[:n], S[a, :n])      # fixed order (kernels/reduce.py)
 
 
 @inline
@@ -146,24 +143,19 @@ def psd_solve(C, M, X):
 
     Forward and back substitution that set the unknowns of zero pivots to 0: for M in the
     range of G (always the case here, up to round-off) this is a solution, i.e. a generalised
-    inverse G^- M, which is all the conditional (Matheron) update needs."""
+    inverse G^- M, which is all the conditional (Matheron) update needs. The sums over the k
+    inputs run strictly in index order (``reduce.sub_dot_seq``), on every target."""
     k = C.shape[0]
     nc = M.shape[1]
     for c in range(nc):
         for a in range(k):                      # C y = M[:, c]
             if C[a, a] > 0.0:
-                acc = M[a, c]
-                for b in range(a):
-                    acc -= C[a, b] * X[b, c]
-                X[a, c] = acc / C[a, a]
+                X[a, c] = sub_dot_seq(M[a, c], C[a], X[:, c], a) / C[a, a]
             else:
                 X[a, c] = 0.0
         for a in range(k - 1, -1, -1):          # C^T x = y
             if C[a, a] > 0.0:
-                acc = X[a, c]
-                for b in range(a + 1, k):
-                    acc -= C[b, a] * X[b, c]
-                X[a, c] = acc / C[a, a]
+                X[a, c] = sub_dot_seq(X[a, c], C[a + 1:, a], X[a + 1:, c], k - a - 1) / C[a, a]
             else:
                 X[a, c] = 0.0
 

@@ -22,6 +22,7 @@ from .common import (MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
                      metric_from_activations)
 from .dense import RADEMACHER, UNIFORM
 from .jit import inline, kernel, parallel_kernel
+from .reduce import dot
 from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
                          mark_unrecorded, output_layer_term, probe_gradients,
                          probe_preactivations, write_ntk)
@@ -108,11 +109,8 @@ def _dense_ntk_network(key, block, network, inputs, L1, widths, C_W, C_b, lam_W,
         for i in range(n):
             _weight_row(key, block, network, position, weight_code, wr)
             position += row_ctr
-            for a in range(k):
-                acc = 0.0
-                for j in range(n_in):
-                    acc += wr[j] * h[a, j]
-                z[a, i] += scale * acc
+            for a in range(k):                  # fixed-order sum, as kernels.dense
+                z[a, i] += scale * dot(wr, h[a, :n_in])
         sv = ss[l, : k * n].reshape((k, n))
         dv = ds[l, : k * n].reshape((k, n))
         for a in range(k):

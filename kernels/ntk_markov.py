@@ -41,6 +41,7 @@ from .jit import kernel, parallel_kernel
 from .ntk_common import (add_contribution, check_ntk_shapes, column_gram, learning_rate_metric,
                          mark_unrecorded, output_layer_term, probe_gradients,
                          probe_preactivations, psd_solve, write_ntk)
+from .reduce import dot, dot_seq
 from .rng import fill_normals
 
 __all__ = ["sample_markov_ntk", "markov_ntk_positions"]
@@ -87,18 +88,11 @@ def _backward_step(key, block, network, position, g, D, n_out, Z, S, n_in, C, C_
                     P[c, j] += rc * P[c2, j]
     sb = np.sqrt(C_b)
     for c in range(nc - 1, -1, -1):            # q = sqrt(C_b) R e in place
-        acc = 0.0
-        for c2 in range(c + 1):
-            acc += R[c, c2] * e[c2]
-        e[c] = sb * acc
-    for a in range(k):                          # M = Z^T g - 1 q^T - S^T P
+        e[c] = sb * dot_seq(R[c], e, c + 1)
+    for a in range(k):                          # M = Z^T g - 1 q^T - S^T P (fixed-order sums)
         for c in range(nc):
-            acc = 0.0
-            for i in range(n_out):
-                acc += Z[a, i] * g[c, i]
-            acc2 = 0.0
-            for j in range(n_in):
-                acc2 += S[a, j] * P[c, j]
+            acc = dot(Z[a, :n_out], g[c, :n_out])
+            acc2 = dot(S[a, :n_in], P[c, :n_in])
             M[a, c] = acc - e[c] - acc2
     psd_solve(C, M, X)
     scale = C_W / n_in

@@ -407,7 +407,7 @@ MUTANTS = [
            "f = Ls[lp, c0 % k, a]", "f = Ls[lp, a, a]",
            (T_DNTK_KERN,), "the forward tangent's own-layer term with the wrong input a0"),
     Mutant("dntk-markov-forward-unconditioned", "kernels/dntk_common.py",
-           "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r + 1", "        A[r, j] = acc / nrm\n    rv.cnt[i0, 0] = r",
+           "    _divide(A[r], n, nrm)\n    rv.cnt[i0, 0] = r + 1", "    _divide(A[r], n, nrm)\n    rv.cnt[i0, 0] = r",
            T_DNTK_MARKOV, "markov's weight products not conditioned on the forward pass"),
     Mutant("dntk-markov-fresh-not-projected", "kernels/dntk_common.py",
            "    _project_off(Q, nq, f, dim_out, c)          # the fresh part, off the other side's basis",

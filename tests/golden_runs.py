@@ -5,7 +5,8 @@ compiled for one fixed CPU target (see ``tests/test_golden.py``), so that the ha
 depend on the vector width of the machine that runs the test suite. The configurations
 cover both samplers, k = 1 and k = 3, unequal widths, per-layer C_W / C_b and the six-point
 accumulator; the runs pinned before ``ensemble.generator`` existed name the generator of that
-time (philox53), and six of them are pinned again with the default generator (philox32). Datasets hashed: everything under /layers and /accumulator and /inputs (the
+time (philox53), and six of them are pinned again with the default generator (philox32); the
+NTK and dNTK runs (``NTK``: both samplers, default generator) cover those kernels. Datasets hashed: everything under /layers and /accumulator and /inputs (the
 attributes hold timestamps and versions and are not hashed).
 """
 from __future__ import annotations
@@ -86,7 +87,30 @@ DEFAULT = {
 }
 DEFAULT = {name: {**raw, "ensemble": {k: v for k, v in raw["ensemble"].items() if k != "generator"}}
            for name, raw in DEFAULT.items()}
-CONFIGS = {**LEGACY, **DEFAULT}
+
+#: the NTK and dNTK kernels (issue 12 item 3), default generator: k = 2, widths 5-9 (the
+#: 8-lane bodies of ``kernels.reduce`` and their remainders) and one of 21 (long enough for
+#: the vector bodies LLVM makes of a loop on AVX2 and on AVX-512), per-layer learning rates
+_NTK_NETWORK = {"input_dim": 3, "widths": [7, 9, 21, 6, 3], "activation": "tanh",
+                "C_W": [1.0, 1.2, 0.9, 1.1, 1.0], "C_b": [0.1, 0.0, 0.2, 0.05, 0.1],
+                "lambda_b": [1.0, 0.5, 0.8, 1.2, 0.7], "lambda_W": [1.0, 2.0, 0.5, 1.5, 1.0]}
+_DNTK_NETWORK = {"input_dim": 2, "widths": [6, 9, 21, 5, 2], "activation": "tanh",
+                 "C_W": [1.0, 1.3, 0.9, 1.1, 1.0], "C_b": [0.0, 0.1, 0.0, 0.2, 0.05],
+                 "lambda_b": [0.5, 1.0, 0.7, 1.1, 0.9], "lambda_W": [1.5, 1.0, 2.0, 0.8, 1.2]}
+_NTK_INPUTS = {"values": [[1.0, -0.5, 0.25], [0.3, 0.8, -0.6]]}
+_DNTK_INPUTS = {"values": [[1.0, 0.2], [-0.4, 0.9]]}
+NTK = {
+    f"{kind}_{sampler}_k2_tanh": {
+        "network": _NTK_NETWORK if kind == "ntk" else _DNTK_NETWORK,
+        "inputs": _NTK_INPUTS if kind == "ntk" else _DNTK_INPUTS,
+        "ensemble": {"networks": 384, "seed": 13, "block_size": 128, "jackknife_bins": 3,
+                     "sampler": sampler},
+        "output": {"statistics": ["metric", "ntk", "ntk_A", "ntk_B", "ntk_D", "ntk_F"]
+                   + (["dntk_P", "dntk_Q"] if kind == "dntk" else [])},
+    }
+    for kind in ("ntk", "dntk") for sampler in ("markov", "dense")
+}
+CONFIGS = {**LEGACY, **DEFAULT, **NTK}
 
 
 def dataset_hashes(path) -> dict[str, str]:
@@ -107,12 +131,14 @@ def dataset_hashes(path) -> dict[str, str]:
     return out
 
 
-def run_all() -> dict[str, dict[str, str]]:
+def run_all(names=None) -> dict[str, dict[str, str]]:
+    """Hashes of the runs ``names`` (default: all of ``CONFIGS``)."""
     import mcsim
     from mcsim.config import config_from_dict
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, raw in CONFIGS.items():
+        for name in names or CONFIGS:
+            raw = CONFIGS[name]
             path = Path(tmp) / f"{name}.h5"
             mcsim.simulate(config_from_dict(raw), output=path, progress="off")
             result[name] = dataset_hashes(path)
@@ -120,4 +146,5 @@ def run_all() -> dict[str, dict[str, str]]:
 
 
 if __name__ == "__main__":
-    Path(sys.argv[1]).write_text(json.dumps(run_all(), indent=1, sort_keys=True))
+    # python tests/golden_runs.py OUT.json [RUN ...]: all runs, or the ones named
+    Path(sys.argv[1]).write_text(json.dumps(run_all(sys.argv[2:]), indent=1, sort_keys=True))
