@@ -13,7 +13,7 @@ machine gives right now, once as short as the short call and once as long as the
 ("calibration, long"): on a shared machine a 2-thread call gets both cores only while no
 other process needs one, which a 1 ms call finds far more often than a 10 ms call, so each
 speed-up is to be read against the calibration of its own length. The threaded kernel as
-first written (``moments_views.py``: a row view of D per product) and the serial kernel
+first written (``moments_views.py``: a row view of D per product, today the same code as the kernel) and the serial kernel
 from before (``moments_before.py``; its "2 threads" entry is the same serial code) are
 timed in the same round robin. Writes ``results/moments.json``.
 """

@@ -32,8 +32,8 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from .jit import inline, kernel, ordered, parallel_kernel
-from .reduce import LANES, total
+from .jit import inline, kernel, parallel_kernel
+from .reduce import dot, total
 
 __all__ = ["block_moments", "merge_moments", "merge_blocks_into_bins"]
 
@@ -62,8 +62,7 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
     layer) computes the means and the deviations D (tasks, m, N); (2) the m(m+1)/2 + T
     products of every task are cut into pieces of ``PIECE`` and spread over the threads (for
     k = 8 with six-point statistics a task has 8,436 triples: this is the pass that matters).
-    Every output entry is one fixed-order sum (``kernels.reduce.total``, and for the products
-    ``_dot_rows`` / ``_dots_with_rows`` below: ``reduce.dot``'s order on rows given by index;
+    Every output entry is one call of ``kernels.reduce`` (``total``, ``dot``: fixed order,
     not reassociated, compiled apart from this kernel; M3 with the bits of ``dot3``) on data
     that do not depend on the schedule, so the result is bitwise the same for any number of
     threads and for compiled and cached code (tests/test_moments.py,
@@ -99,84 +98,33 @@ def block_moments(samples, layers, columns, triples, order, mean_out, m2_out, m3
     for job in prange(n_tasks * n_pieces):
         task = job // n_pieces
         first = (job - task * n_pieces) * PIECE
-        stop = min(first + PIECE, n_items)
         i = task // Sr
         r = task - i * Sr
-        # one view of the task's deviations per piece, and none per product: every view
-        # of D takes and drops a reference on D's one memory block (atomic operations on
-        # one cache line that all threads share); below only row indices are passed on
         Dt = D[task]
-        for item in range(first, min(stop, n_pairs)):
-            p = pairs[item, 0]
-            q = pairs[item, 1]
-            acc = _dot_rows(Dt, p, Dt, q)
-            m2_out[i, r, p, q] = acc
-            m2_out[i, r, q, p] = acc
-        # the piece's triples, in runs that share (p, q) (u runs on for the sorted table):
-        # d_p d_q is rounded once per run, and dot(fl(d_p d_q), d_u) adds the same fused
-        # terms into the same partial sums in the same order as dot3(d_p, d_q, d_u), so
-        # the bits are dot3's at one multiplication per term instead of two
-        t = max(first, n_pairs) - n_pairs
-        t_stop = stop - n_pairs
-        if t < t_stop:
-            prod = np.empty(N)
-            m3_row = m3_out[i, r]
-            while t < t_stop:
+        # d_p d_q, rounded, is kept while consecutive triples share (p, q) (they run over u
+        # for the sorted table): dot(d_p d_q, d_u) adds fl(d_p d_q) d_u into the same partial
+        # sums in the same order as dot3(d_p, d_q, d_u), so the bits are dot3's at one
+        # multiplication per term instead of two
+        prod = np.empty(N)
+        last_p = -1
+        last_q = -1
+        for item in range(first, min(first + PIECE, n_items)):
+            if item < n_pairs:
+                p = pairs[item, 0]
+                q = pairs[item, 1]
+                acc = dot(Dt[p], Dt[q])
+                m2_out[i, r, p, q] = acc
+                m2_out[i, r, q, p] = acc
+            else:
+                t = item - n_pairs
                 p = triples[t, 0]
                 q = triples[t, 1]
-                t_end = t + 1
-                while t_end < t_stop and triples[t_end, 0] == p and triples[t_end, 1] == q:
-                    t_end += 1
-                for j in range(N):
-                    prod[j] = Dt[p, j] * Dt[q, j]
-                _dots_with_rows(prod, Dt, triples, t, t_end, m3_row)
-                t = t_end
-
-
-@ordered
-def _dot_rows(x, a, y, b):
-    """``dot(x[a], y[b])`` of ``kernels.reduce`` (same terms, same order, same bits) for
-    2-D C-contiguous x, y, taking row indices instead of row views (see block_moments)."""
-    n = x.shape[1]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    full = n - n % LANES
-    for j in range(0, full, LANES):
-        s0 += x[a, j] * y[b, j]
-        s1 += x[a, j + 1] * y[b, j + 1]
-        s2 += x[a, j + 2] * y[b, j + 2]
-        s3 += x[a, j + 3] * y[b, j + 3]
-        s4 += x[a, j + 4] * y[b, j + 4]
-        s5 += x[a, j + 5] * y[b, j + 5]
-        s6 += x[a, j + 6] * y[b, j + 6]
-        s7 += x[a, j + 7] * y[b, j + 7]
-    acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-    for j in range(full, n):
-        acc += x[a, j] * y[b, j]
-    return acc
-
-
-@ordered
-def _dots_with_rows(x, d, triples, t0, t1, out):
-    """out[t] = ``dot(x, d[triples[t, 2]])`` of ``kernels.reduce`` (same bits) for
-    t0 <= t < t1: x (N,), d (m, N) C-contiguous; one call for a run of third moments."""
-    n = x.shape[0]
-    full = n - n % LANES
-    for t in range(t0, t1):
-        u = triples[t, 2]
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        for j in range(0, full, LANES):
-            s0 += x[j] * d[u, j]
-            s1 += x[j + 1] * d[u, j + 1]
-            s2 += x[j + 2] * d[u, j + 2]
-            s3 += x[j + 3] * d[u, j + 3]
-            s4 += x[j + 4] * d[u, j + 4]
-            s5 += x[j + 5] * d[u, j + 5]
-            s6 += x[j + 6] * d[u, j + 6]
-            s7 += x[j + 7] * d[u, j + 7]
-        acc = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-        for j in range(full, n):
-            acc += x[j] * d[u, j]
-        out[t] = acc
+                if p != last_p or q != last_q:
+                    for j in range(N):
+                        prod[j] = Dt[p, j] * Dt[q, j]
+                    last_p = p
+                    last_q = q
+                m3_out[i, r, t] = dot(prod, Dt[triples[t, 2]])
 
 
 def _count_at(count, s):

@@ -378,7 +378,7 @@ MUTANTS = [
            "first = (job - task * n_pieces) * PIECE", "first = (job - task * n_pieces) * (PIECE - 1)",
            (T_MOM,), "threaded products: pieces overlap, the last products of a task never computed"),
     Mutant("moments-m2-lower-triangle", "kernels/moments.py",
-           "            m2_out[i, r, q, p] = acc\n", "",
+           "                m2_out[i, r, q, p] = acc\n", "",
            (T_MOM,), "threaded products: M2's lower triangle not written"),
     Mutant("dense-wrapper-bias-law", "kernels/dense.py",
            "act_code, act_param, weight_code, 0, GAUSSIAN, 0, zero, zero, 0, 0, out)",
