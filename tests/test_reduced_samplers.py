@@ -45,22 +45,32 @@ def _gof_pvalue(draws, pmf, support):
     return stats.chisquare(obs, exp).pvalue
 
 
+def _draw(piece, version, key, block, param, out):
+    from mcsim.kernels import chi2_batch, reduced
+    if version == 1:
+        getattr(reduced, piece)(key, block, param, out)
+    else:                       # the batch passes: first proposals vectorised, then retries
+        getattr(chi2_batch, piece + "_batch")(key, block, param, out)
+
+
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("n", [1, 4, 33, 128, 129, 300, 5000, 1_000_000])
-def test_binomial_half_against_scipy(n):
-    from mcsim.kernels import reduced, rng
-    draws = np.empty(100_000)
-    reduced.draw_binomial_half(rng.seed_key(n), 3, n, draws)
+def test_binomial_half_against_scipy(n, version):
+    from mcsim.kernels import rng
+    draws = np.empty(100_096)   # a multiple of the batch's lanes
+    _draw("draw_binomial_half", version, rng.seed_key(n), 3, n, draws)
     assert np.all(draws == np.round(draws)) and draws.min() >= 0 and draws.max() <= n
     lo, hi = int(stats.binom.ppf(1e-7, n, 0.5)), int(stats.binom.isf(1e-7, n, 0.5))
     support = np.arange(lo, hi + 1)
     assert _gof_pvalue(draws, lambda v: stats.binom.pmf(v, n, 0.5), support) > 1e-4
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("dof", [0, 1, 2, 3, 7, 64, 10_000])
-def test_chi2_against_scipy(dof):
-    from mcsim.kernels import reduced, rng
-    draws = np.empty(50_000)
-    reduced.draw_chi2(rng.seed_key(100 + dof), 5, dof, draws)
+def test_chi2_against_scipy(dof, version):
+    from mcsim.kernels import rng
+    draws = np.empty(50_048)
+    _draw("draw_chi2", version, rng.seed_key(100 + dof), 5, dof, draws)
     if dof == 0:
         assert np.all(draws == 0.0)
         return
