@@ -50,7 +50,7 @@ __all__ = ["sample_chi2", "draw_binomial_half_batch", "draw_chi2_batch", "LANES"
            "POPCOUNT_MAX_N"]
 
 #: networks per batch (a multiple of every vector width: the loop body takes every lane)
-LANES = 128
+LANES = 256
 
 #: widths up to which Binomial(n, 1/2) is a bit count of one counter (128 bits)
 POPCOUNT_MAX_N = 128
@@ -140,39 +140,23 @@ def _btrs_proposal(ua, ub, count, a, b, c, v_r, alpha, m, bound_m):
 
 
 @inline
-def _binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok):
-    # out[i] = Binomial(n, 1/2) of lane i (float64), its first proposal for every lane in
-    # one vectorised loop, then the rejected lanes' further proposals one by one
-    lanes = ctr.shape[0]
+def _binomial_proposals(n, k0, k1, ctr, c1, c2, c3, out, ok):
+    # one proposal per lane i < len(ctr) at its counter ctr[i] (advanced): out[i] = the
+    # binomial if ok[i]. One loop body for every lane, vectorised.
     if n <= POPCOUNT_MAX_N:
-        for i in range(lanes):
+        for i in range(ctr.shape[0]):
             x0, x1, x2, x3 = _words(k0, k1, ctr[i], c1[i], c2[i], c3[i])
             out[i] = np.float64(_popcount32(x0 & _low_mask(n)) + _popcount32(x1 & _low_mask(n - 32))
                                 + _popcount32(x2 & _low_mask(n - 64))
                                 + _popcount32(x3 & _low_mask(n - 96)))
+            ok[i] = True
             ctr[i] += np.uint64(1)
         return
     count, a, b, c, v_r, alpha, m, bound_m = _btrs_constants(n)
-    for i in range(lanes):
+    for i in range(ctr.shape[0]):
         ua, ub = _uniforms(k0, k1, ctr[i], c1[i], c2[i], c3[i])
         ok[i], out[i] = _btrs_proposal(ua, ub, count, a, b, c, v_r, alpha, m, bound_m)
         ctr[i] += np.uint64(1)
-    for i in range(lanes):
-        if not ok[i]:
-            out[i] = _binomial_retry(k0, k1, ctr, c1, c2, c3, i, count, a, b, c, v_r, alpha,
-                                     m, bound_m)
-
-
-@kernel
-def _binomial_retry(k0, k1, ctr, c1, c2, c3, i, count, a, b, c, v_r, alpha, m, bound_m):
-    # lane i's proposals after its first, at its own next counters (a function of its own:
-    # rare, and kept out of the vectorised pass)
-    while True:
-        ua, ub = _uniforms(k0, k1, ctr[i], c1[i], c2[i], c3[i])
-        ctr[i] += np.uint64(1)
-        accept, k = _btrs_proposal(ua, ub, count, a, b, c, v_r, alpha, m, bound_m)
-        if accept:
-            return k
 
 
 # --- chi-squared ------------------------------------------------------------------------
@@ -203,11 +187,11 @@ def _mt_proposal(k0, k1, pos, c1, c2, c3, d, c):
 
 
 @inline
-def _chi2_pass(dof, k0, k1, ctr, c1, c2, c3, out, ok):
-    # out[i] = chi^2 with dof[i] (float64 array, integral) degrees of freedom: first
-    # proposals vectorised, rejected lanes (dof >= 2 only) finished one by one
-    lanes = ctr.shape[0]
-    for i in range(lanes):
+def _chi2_proposals(dof, k0, k1, ctr, c1, c2, c3, out, ok):
+    # one proposal per lane i < len(ctr) for chi^2 with dof[i] (float64, integral) degrees
+    # of freedom at counter ctr[i] (advanced by the counters used: 0, 1 or 2): out[i] the
+    # value if ok[i] (dof < 2: always). One loop body for every lane, vectorised.
+    for i in range(ctr.shape[0]):
         di = np.int64(dof[i])
         d, c = _mt_constants(di)
         pos = ctr[i]
@@ -216,31 +200,117 @@ def _chi2_pass(dof, k0, k1, ctr, c1, c2, c3, out, ok):
         out[i] = 2.0 * g if big else (x * x if di == 1 else 0.0)
         ok[i] = accept | (di < 2)
         ctr[i] = pos + np.uint64(2 if big else max(di, 0))
-    for i in range(lanes):
-        if not ok[i]:
-            out[i] = 2.0 * _gamma_retry(k0, k1, ctr, c1, c2, c3, i, np.int64(dof[i]))
 
 
-@kernel
-def _gamma_retry(k0, k1, ctr, c1, c2, c3, i, dof):
-    d, c = _mt_constants(dof)
-    while True:
-        accept, _, g = _mt_proposal(k0, k1, ctr[i], c1[i], c2[i], c3[i], d, c)
-        ctr[i] += np.uint64(2)
-        if accept:
-            return g
+# --- rejected lanes: further proposals, vectorised over the compacted lanes ----------------
+#: the compacted lanes of a retry round are padded (repeats of the last) to a multiple of
+#: this, so that every proposal runs in the loop's vector body (no scalar remainder, whose
+#: code need not be the same instructions)
+PAD = 16
+
+
+@inline
+def _gather_rejected(ok, ctr, c1, c2, c3, param, scr):
+    # The lanes whose proposal was rejected (ok False), in lane order, to the front of the
+    # r* arrays of scr = (idx, rctr, rc1, rc2, rc3, rparam, rout, rok); returns how many.
+    # Then rounds (_pad, proposals over the padded front, _settle) until none is left.
+    idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
+    m = 0
+    for i in range(ok.shape[0]):          # branch-free: write always, count the rejected
+        idx[m] = i
+        m += 0 if ok[i] else 1
+    for j in range(m):
+        i = idx[j]
+        rctr[j] = ctr[i]
+        rc1[j] = c1[i]
+        rc2[j] = c2[i]
+        rc3[j] = c3[i]
+        rparam[j] = param[i]
+    return m
+
+
+@inline
+def _pad(m, scr):
+    # entries m..mp-1 repeat entry m - 1 (their results are dropped); returns mp
+    idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
+    mp = (m + PAD - 1) // PAD * PAD
+    for j in range(m, mp):
+        rctr[j] = rctr[m - 1]
+        rc1[j] = rc1[m - 1]
+        rc2[j] = rc2[m - 1]
+        rc3[j] = rc3[m - 1]
+        rparam[j] = rparam[m - 1]
+    return mp
+
+
+@inline
+def _settle(m, ctr, out, scr):
+    # accepted entries back to their lanes; the rejected ones compacted in place; returns
+    # how many are left
+    idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
+    left = 0
+    for j in range(m):
+        i = idx[j]
+        if rok[j]:
+            out[i] = rout[j]
+            ctr[i] = rctr[j]
+        else:
+            idx[left] = i
+            rctr[left] = rctr[j]
+            rc1[left] = rc1[j]
+            rc2[left] = rc2[j]
+            rc3[left] = rc3[j]
+            rparam[left] = rparam[j]
+            left += 1
+    return left
+
+
+@inline
+def _binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr):
+    # out[i] = Binomial(n, 1/2) of every lane (float64): first proposals for all lanes, then
+    # rounds of further proposals for the lanes still rejected, each lane at its own counters
+    _binomial_proposals(n, k0, k1, ctr, c1, c2, c3, out, ok)
+    idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
+    m = _gather_rejected(ok, ctr, c1, c2, c3, out, scr)
+    while m > 0:
+        mp = _pad(m, scr)
+        _binomial_proposals(n, k0, k1, rctr[:mp], rc1[:mp], rc2[:mp], rc3[:mp], rout, rok)
+        m = _settle(m, ctr, out, scr)
+
+
+@inline
+def _chi2_pass(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr):
+    # out[i] = chi^2 with dof[i] degrees of freedom, as _binomial_pass
+    _chi2_proposals(dof, k0, k1, ctr, c1, c2, c3, out, ok)
+    idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
+    m = _gather_rejected(ok, ctr, c1, c2, c3, dof, scr)
+    while m > 0:
+        mp = _pad(m, scr)
+        _chi2_proposals(rparam, k0, k1, rctr[:mp], rc1[:mp], rc2[:mp], rc3[:mp], rout, rok)
+        m = _settle(m, ctr, out, scr)
+
+
+@inline
+def _scratch():
+    return (np.empty(LANES, dtype=np.int64), np.empty(LANES, dtype=np.uint64),
+            np.empty(LANES, dtype=np.uint64), np.empty(LANES, dtype=np.uint64),
+            np.empty(LANES, dtype=np.uint64), np.empty(LANES), np.empty(LANES),
+            np.empty(LANES, dtype=np.bool_))
 
 
 # --- the sampler -------------------------------------------------------------------------
 @inline
-def _set_lanes(key, first_block, block_size, t0, t_end, ctr, c1, c2, c3):
+def _set_lanes(key, first_block, block_size, t0, t_end, ctr, c1, c2, c3, where):
     # lane i: network t0 + i of the run's range (block first_block + t // block_size,
-    # network t % block_size); lanes at or past t_end repeat the last network (dropped)
+    # network t % block_size); lanes at or past t_end repeat the last network (dropped).
+    # where (2, LANES) int64: the lane's (block in the call, network) = its place in out
     k0 = np.uint64(0)
     k1 = np.uint64(0)
     for i in range(ctr.shape[0]):
         t = min(t0 + i, t_end - 1)
         blk = t // block_size
+        where[0, i] = blk
+        where[1, i] = t - blk * block_size
         k0, k1, c1[i], c2[i], c3[i] = _stream_words(key, np.uint64(first_block + blk),
                                                     t - blk * block_size)
         ctr[i] = np.uint64(0)
@@ -248,25 +318,24 @@ def _set_lanes(key, first_block, block_size, t0, t_end, ctr, c1, c2, c3):
 
 
 @inline
-def _layer_sum(act_code, act_param, n, k0, k1, ctr, c1, c2, c3, s, x, ok):
+def _layer_sum(act_code, act_param, n, k0, k1, ctr, c1, c2, c3, s, x, neg, ok, scr):
     # s[i] = the layer's sum of sigma(z)^2 / Ghat (perceptron: the sum itself); x scratch
     lanes = ctr.shape[0]
     if act_code == PERCEPTRON:
-        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, s, ok)
+        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, s, ok, scr)
     elif act_code == LINEAR:
         for i in range(lanes):
             x[i] = np.float64(n)
-        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok)
+        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok, scr)
     elif act_code == RELU:
-        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, x, ok)
-        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok)
+        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, x, ok, scr)
+        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok, scr)
     else:                                   # LEAKY_RELU: B positive, n - B negative units
-        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, x, ok)
-        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok)
+        _binomial_pass(n, k0, k1, ctr, c1, c2, c3, x, ok, scr)
+        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, s, ok, scr)
         for i in range(lanes):
             x[i] = np.float64(n) - x[i]
-        neg = np.empty(lanes)
-        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, neg, ok)
+        _chi2_pass(x, k0, k1, ctr, c1, c2, c3, neg, ok, scr)
         a2 = act_param * act_param
         for i in range(lanes):
             s[i] = s[i] + a2 * neg[i]
@@ -301,24 +370,25 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
         g = np.empty(LANES)
         s = np.empty(LANES)
         x = np.empty(LANES)
+        neg = np.empty(LANES)
         ok = np.empty(LANES, dtype=np.bool_)
+        scr = _scratch()
+        where = np.empty((2, LANES), dtype=np.int64)
         lo, hi = chunk_range(ch, n_chunks, total)
         for t0 in range(lo, hi, LANES):
-            k0, k1 = _set_lanes(key, first_block, block_size, t0, hi, ctr, c1, c2, c3)
+            k0, k1 = _set_lanes(key, first_block, block_size, t0, hi, ctr, c1, c2, c3, where)
             for i in range(LANES):
                 g[i] = g1
             for l in range(L - 1):
                 n = widths[l]
-                _layer_sum(act_code, act_param, n, k0, k1, ctr, c1, c2, c3, s, x, ok)
+                _layer_sum(act_code, act_param, n, k0, k1, ctr, c1, c2, c3, s, x, neg, ok, scr)
                 cb = C_b[l + 1]
                 scale = C_W[l + 1] / n
                 for i in range(LANES):
                     sg = s[i] if act_code == PERCEPTRON else g[i] * s[i]
                     g[i] = cb + scale * (sg if g[i] > 0.0 else 0.0)
                 for i in range(min(LANES, hi - t0)):
-                    t = t0 + i
-                    blk = t // block_size
-                    out[blk, t - blk * block_size, l, 0] = g[i]
+                    out[where[0, i], where[1, i], l, 0] = g[i]
 
 
 # --- the pieces, for tests ---------------------------------------------------------------
@@ -331,9 +401,11 @@ def draw_binomial_half_batch(key, block, n, out):
     c2 = np.empty(LANES, dtype=np.uint64)
     c3 = np.empty(LANES, dtype=np.uint64)
     ok = np.empty(LANES, dtype=np.bool_)
+    scr = _scratch()
+    where = np.empty((2, LANES), dtype=np.int64)
     for t0 in range(0, out.shape[0], LANES):
-        k0, k1 = _set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3)
-        _binomial_pass(np.int64(n), k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok)
+        k0, k1 = _set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
+        _binomial_pass(np.int64(n), k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok, scr)
 
 
 @kernel
@@ -345,7 +417,9 @@ def draw_chi2_batch(key, block, dof, out):
     c2 = np.empty(LANES, dtype=np.uint64)
     c3 = np.empty(LANES, dtype=np.uint64)
     ok = np.empty(LANES, dtype=np.bool_)
+    scr = _scratch()
     d = np.full(LANES, np.float64(dof))
+    where = np.empty((2, LANES), dtype=np.int64)
     for t0 in range(0, out.shape[0], LANES):
-        k0, k1 = _set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3)
-        _chi2_pass(d, k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok)
+        k0, k1 = _set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
+        _chi2_pass(d, k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok, scr)
