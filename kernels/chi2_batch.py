@@ -1,38 +1,41 @@
 """The one-input reduced sampler (``chi2``, version 2): the networks of a chunk in batches of
-``LANES`` lanes, layer by layer, each draw as one vectorised pass over the lanes (the first
-proposal of every lane) followed by the few rejected lanes finished one at a time.
+``LANES`` lanes, layer by layer, each draw as vectorised passes over the lanes: the first
+proposal of every lane, then rounds of one further proposal for the lanes still rejected
+(compacted to the front of scratch arrays, padded to a multiple of ``PAD``).
 
 The laws are those of ``reduced`` (module docstring there): per layer a Binomial(n, 1/2)
 count B of positive units and chi-squared variables with B, n - B or n degrees of freedom.
-Exact samplers, no approximation beyond floating-point rounding:
+Exact samplers, no approximation beyond floating-point rounding and the tail of the
+normals:
 
 - Binomial(n, 1/2), n <= 128: the number of set bits among the first n bits of one counter
-  (always accepted); n > 128: Hormann's BTRS (transformed rejection with squeeze), one
-  counter per proposal: (U, V) = its two 53-bit uniforms; squeeze, then the exact log
-  bound with the Stirling tail from a table (k < 16) or its series to 1/(k+1)^5
-  (truncation < 2e-12, as in ``reduced``). Accepted per proposal with probability ~0.87 at
-  n = 1024 (the rest: a new proposal at the next counter).
+  (always accepted); n > 128: Hormann's BTRS (transformed rejection with squeeze, as in
+  ``reduced``), one counter per proposal, (U, V) = its two 53-bit uniforms; squeeze, then
+  the exact log bound with the Stirling tail from a table (k < 16) or its series to
+  1/(k+1)^5 (truncation < 2e-12). A proposal is accepted with probability 0.85 at
+  n = 1024 (0.70 by the squeeze).
 - chi^2_d: d = 0: 0 (no counter); d = 1: x^2, x the first Box-Muller normal of one counter;
   d >= 2: 2 Gamma(d / 2) by Marsaglia & Tsang, two counters per proposal: the first
-  Box-Muller normal x of counter p and the first uniform U of counter p + 1; accepted with
-  probability >= 0.95 (d = 2) and -> 1 for large d (squeeze u < 1 - 0.0331 x^4, else the
-  exact test log u < x^2 / 2 + d (1 - v + log v)).
+  Box-Muller normal x of counter p and the first uniform u of counter p + 1; squeeze
+  u < 1 - 0.0331 x^4, else the exact test log u < x^2 / 2 + d (1 - v + log v).
 
-Box-Muller and the logs use the project's own vectorisable fdlibm log and sin / cos
-(``rng._box_muller``, ``rng._log``: < 1 ulp), so the proposal pass has no libm call.
-Normals reach |x| = 8.57 (53-bit uniforms), the tail of ``fill_normals``' philox53.
+Box-Muller and every log use the project's vectorisable fdlibm log and sin / cos
+(``rng.box_muller``, ``rng.vlog``: < 1 ulp), so the passes call no libm. The normals reach
+|x| = 8.57 (53-bit uniforms, as ``fill_normals``' philox53); that cut-off is the only
+departure from the exact law beyond rounding (it truncates the normal's law at a
+probability of 1e-17).
 
 Random numbers: network j of block b draws from the Philox stream (key, b, j), counters
 0, 1, 2, ... consumed in the order of the draws, layer by layer: per layer the binomial
-(one counter per proposal; perceptron, ReLU, leaky ReLU), then the chi-squared variables
-(ReLU: d = B; leaky ReLU: d = B, then d = n - B; linear: d = n), each taking the counters
-above. Draws happen also where Ghat = 0 (the sum is then 0), so the layout depends on the
-layer's draws only. The number of counters a network uses varies (rejection), but it
-depends only on (key, block, network): which lanes a network shares a batch with, the
-chunking and the threads change no number. Every first proposal is decided by the one
-vectorised loop body (batches are always full: lanes past the chunk's end run on dummy
-streams and are dropped), every later proposal by the scalar retry code; both are
-elementwise IEEE arithmetic without reductions, so AVX2 and AVX-512 builds agree.
+(perceptron, ReLU, leaky ReLU; one counter per proposal), then the chi-squared variables
+(ReLU: d = B; leaky ReLU: d = B, then d = n - B; linear: d = n), each proposal taking the
+counters above. Draws happen also where Ghat = 0 (the sum is then 0). The number of
+counters a network uses varies (rejection), but depends only on (key, block, network):
+the lanes a network shares a batch with, the chunking and the threads change no number.
+Every proposal of every lane runs in the vector body of the same proposal loop (batches
+are always full: lanes past the chunk's end repeat its last network and are dropped; retry
+rounds are padded), in elementwise IEEE arithmetic without reductions; divisions by a
+square root are compiled without fast-math (``exact``): AVX2 and AVX-512 builds agree.
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ import numpy as np
 from .activations import LEAKY_RELU, LINEAR, PERCEPTRON, RELU
 from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
 from .jit import exact, inline, kernel, parallel_kernel
-from .rng import _MASK32, _TWO_M53, _box_muller, _log, _philox, _stream_words, _u53
+from .rng import MASK32 as _MASK32, TWO_M53 as _TWO_M53, box_muller as _box_muller, \
+    philox_block as _philox, stream_words as _stream_words, u53 as _u53, vlog as _log
 
 __all__ = ["sample_chi2", "draw_binomial_half_batch", "draw_chi2_batch", "LANES",
            "POPCOUNT_MAX_N"]
