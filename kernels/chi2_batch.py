@@ -400,6 +400,8 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
 def draw_binomial_half_batch(key, block, n, out):
     """out[j] = Binomial(n, 1/2) drawn first in stream (key, block, j), by the batch
     passes (len(out) a multiple of LANES)."""
+    if out.shape[0] % LANES != 0:
+        raise ValueError("len(out) must be a multiple of LANES")
     ctr = np.empty(LANES, dtype=np.uint64)
     c1 = np.empty(LANES, dtype=np.uint64)
     c2 = np.empty(LANES, dtype=np.uint64)
@@ -416,6 +418,8 @@ def draw_binomial_half_batch(key, block, n, out):
 def draw_chi2_batch(key, block, dof, out):
     """out[j] = chi^2_dof drawn first in stream (key, block, j), by the batch passes
     (len(out) a multiple of LANES)."""
+    if out.shape[0] % LANES != 0:
+        raise ValueError("len(out) must be a multiple of LANES")
     ctr = np.empty(LANES, dtype=np.uint64)
     c1 = np.empty(LANES, dtype=np.uint64)
     c2 = np.empty(LANES, dtype=np.uint64)

@@ -57,7 +57,7 @@ def _draw(piece, version, key, block, param, out):
 @pytest.mark.parametrize("n", [1, 4, 33, 128, 129, 300, 5000, 1_000_000])
 def test_binomial_half_against_scipy(n, version):
     from mcsim.kernels import rng
-    draws = np.empty(100_096)   # a multiple of the batch's lanes
+    draws = np.empty(100_096)   # a multiple of the batch's lanes (256)
     _draw("draw_binomial_half", version, rng.seed_key(n), 3, n, draws)
     assert np.all(draws == np.round(draws)) and draws.min() >= 0 and draws.max() <= n
     lo, hi = int(stats.binom.ppf(1e-7, n, 0.5)), int(stats.binom.isf(1e-7, n, 0.5))
@@ -69,7 +69,7 @@ def test_binomial_half_against_scipy(n, version):
 @pytest.mark.parametrize("dof", [0, 1, 2, 3, 7, 64, 10_000])
 def test_chi2_against_scipy(dof, version):
     from mcsim.kernels import rng
-    draws = np.empty(50_048)
+    draws = np.empty(50_176)
     _draw("draw_chi2", version, rng.seed_key(100 + dof), 5, dof, draws)
     if dof == 0:
         assert np.all(draws == 0.0)
