@@ -57,7 +57,7 @@ from .jit import inline, kernel, parallel_kernel
 from .reduce import dot_seq
 from .rng import normals_at, uniforms_at, words_at
 
-__all__ = ["sample_chi2", "sample_wishart", "CHI2_ACTIVATIONS", "draw_binomial_half",
+__all__ = ["sample_chi2_v1", "sample_wishart", "CHI2_ACTIVATIONS", "draw_binomial_half",
            "draw_chi2", "POPCOUNT_MAX_N"]
 
 #: activation codes the one-input sampler handles
@@ -232,10 +232,12 @@ def _chi2_network(key, block, network, g1, widths, C_W, C_b, act_code, act_param
 
 
 @parallel_kernel
-def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
+def sample_chi2_v1(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
                 act_code, act_param, out):
-    """One input, ReLU / leaky ReLU / linear / perceptron: Ghat^(2..L) with O(L) random
-    numbers per network. Arguments and ``out`` (n_blocks, block_size, L-1, 1) as
+    """Sampler ``chi2_v1`` (the ``chi2`` of earlier versions, kept to resume and extend their
+    files bitwise; new runs use ``chi2_batch.sample_chi2``): one input, ReLU / leaky ReLU /
+    linear / perceptron, Ghat^(2..L) with O(L) random numbers per network, network by
+    network. Arguments and ``out`` (n_blocks, block_size, L-1, 1) as
     ``markov.sample_markov``; raises ValueError for k != 1 or another activation."""
     check_sampler_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
     if inputs.shape[0] != 1:

@@ -74,6 +74,13 @@ __all__ = [
     "uniforms_at",
     "normals_at",
     "words_at",
+    "stream_words",
+    "philox_block",
+    "u53",
+    "box_muller",
+    "vlog",
+    "MASK32",
+    "TWO_M53",
 ]
 
 # Random123 Philox4x32 constants.
@@ -497,3 +504,18 @@ def words_at(key, block, network, position):
     caller keeps ``position < 2**32``, as for ``uniforms_at``."""
     k0, k1, c1, c2, c3 = _stream_words(key, block, network)
     return _philox(np.uint64(position) & _MASK32, c1, c2, c3, k0, k1)
+
+
+# --- the pieces, for kernels that draw per lane (``chi2_batch``: many streams in one loop) -
+#: (k0, k1, c1, c2, c3) of stream (key, block, network): key words and fixed counter words
+stream_words = _stream_words
+#: Philox4x32-10 of counter (c0, c1, c2, c3) under key (k0, k1), all uint64 holding 32 bits
+philox_block = _philox
+#: 53-bit integer of two words as float64 (times TWO_M53: a uniform in [0, 1))
+u53 = _u53
+#: two normals from two uniforms in [0, 1) (the philox53 transform)
+box_muller = _box_muller
+#: vectorisable natural log of a normal positive finite float64 (fdlibm)
+vlog = _log
+MASK32 = _MASK32
+TWO_M53 = _TWO_M53

@@ -110,7 +110,30 @@ NTK = {
     }
     for kind in ("ntk", "dntk") for sampler in ("markov", "dense")
 }
-CONFIGS = {**LEGACY, **DEFAULT, **NTK}
+
+#: the reduced sampler chi2 (pinned with its version 2, the batch kernel) and chi2_v1 (the
+#: chi2 of earlier versions, which resumes their files): BTRS (n > 128) and bit-count
+#: binomials, chi-squared of both kinds, ReLU, leaky ReLU and perceptron
+_CHI2_RELU = {
+    "network": {"input_dim": 3, "widths": [300, 5, 40, 2], "activation": "relu",
+                "C_W": [2.0, 1.5, 2.5, 1.0], "C_b": [0.1, 0.0, 0.3, 0.2]},
+    "inputs": {"values": [[1.0, -0.5, 0.25]]},
+    "ensemble": {"networks": 1000, "seed": 13, "block_size": 100, "jackknife_bins": 5},
+    "output": {"statistics": ["metric", "vertex", "six_point"]},
+}
+_CHI2_LEAKY = {
+    "network": {"input_dim": 2, "widths": [150, 6, 3], "activation": {"name": "leaky_relu", "slope": -0.2},
+                "C_W": 1.9, "C_b": 0.1},
+    "inputs": {"values": [[0.5, 1.0]]},
+    "ensemble": {"networks": 768, "seed": 3, "block_size": 256, "jackknife_bins": 3},
+    "output": {"statistics": ["metric", "vertex"]},
+}
+REDUCED = {
+    "chi2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2"}},
+    "chi2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2"}},
+    "chi2_v1_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v1"}},
+}
+CONFIGS = {**LEGACY, **DEFAULT, **NTK, **REDUCED}
 
 
 def dataset_hashes(path) -> dict[str, str]:

@@ -45,22 +45,32 @@ def _gof_pvalue(draws, pmf, support):
     return stats.chisquare(obs, exp).pvalue
 
 
+def _draw(piece, version, key, block, param, out):
+    from mcsim.kernels import chi2_batch, reduced
+    if version == 1:
+        getattr(reduced, piece)(key, block, param, out)
+    else:                       # the batch passes: first proposals vectorised, then retries
+        getattr(chi2_batch, piece + "_batch")(key, block, param, out)
+
+
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("n", [1, 4, 33, 128, 129, 300, 5000, 1_000_000])
-def test_binomial_half_against_scipy(n):
-    from mcsim.kernels import reduced, rng
-    draws = np.empty(100_000)
-    reduced.draw_binomial_half(rng.seed_key(n), 3, n, draws)
+def test_binomial_half_against_scipy(n, version):
+    from mcsim.kernels import rng
+    draws = np.empty(100_096)   # a multiple of the batch's lanes (256)
+    _draw("draw_binomial_half", version, rng.seed_key(n), 3, n, draws)
     assert np.all(draws == np.round(draws)) and draws.min() >= 0 and draws.max() <= n
     lo, hi = int(stats.binom.ppf(1e-7, n, 0.5)), int(stats.binom.isf(1e-7, n, 0.5))
     support = np.arange(lo, hi + 1)
     assert _gof_pvalue(draws, lambda v: stats.binom.pmf(v, n, 0.5), support) > 1e-4
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("dof", [0, 1, 2, 3, 7, 64, 10_000])
-def test_chi2_against_scipy(dof):
-    from mcsim.kernels import reduced, rng
-    draws = np.empty(50_000)
-    reduced.draw_chi2(rng.seed_key(100 + dof), 5, dof, draws)
+def test_chi2_against_scipy(dof, version):
+    from mcsim.kernels import rng
+    draws = np.empty(50_176)
+    _draw("draw_chi2", version, rng.seed_key(100 + dof), 5, dof, draws)
     if dof == 0:
         assert np.all(draws == 0.0)
         return
@@ -174,3 +184,86 @@ def test_auto_resumes_a_file_with_its_own_sampler(tmp_path):
     # an explicit other sampler is refused (the file is unchanged)
     with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
         mcsim.simulate(cfg_of([4, 5, 3], "relu", 1, "chi2", networks=4096), output=path, progress="off")
+
+
+# --- chi2 version 2 (batches of networks) and chi2_v1 -------------------------------------
+@pytest.mark.parametrize("act, widths", [("relu", [300, 5, 40]), ("leaky_relu", [4, 1000, 7]),
+                                         ("perceptron", [129, 3]), ("linear", [6, 2])])
+def test_chi2_batch_network_numbers_independent_of_batch_and_threads(act, widths):
+    """A network's numbers depend on (key, block, network) only: network 0 of blocks 3..9
+    computed with 299 other networks per block (full batches, two threads) equals the same
+    networks computed as blocks of one network (7 lanes of a batch, the rest dummy lanes),
+    one block per call, and in other block groupings."""
+    from mcsim.kernels import chi2_batch, rng
+    from mcsim.kernels.activations import LEAKY_RELU, LINEAR, PERCEPTRON, RELU
+    from mcsim.kernels.jit import set_threads
+    code = {"relu": RELU, "leaky_relu": LEAKY_RELU, "perceptron": PERCEPTRON, "linear": LINEAR}[act]
+    key = rng.seed_key(17)
+    args = (np.array([[1.0, -0.5, 2.0]]), np.array(widths, dtype=np.int64),
+            np.full(len(widths), 1.9), np.full(len(widths), 0.1), code, -0.3)
+    L1 = len(widths) - 1
+    wide = np.empty((7, 300, L1, 1))
+    chi2_batch.sample_chi2(key, 3, 7, 300, *args, wide)
+    grouped = np.empty((7, 300, L1, 1))
+    set_threads(1)
+    try:
+        for lo, hi in ((0, 1), (1, 4), (4, 7)):
+            chi2_batch.sample_chi2(key, 3 + lo, hi - lo, 300, *args, grouped[lo:hi])
+        single = np.empty((7, 1, L1, 1))
+        for b in range(7):
+            chi2_batch.sample_chi2(key, 3 + b, 1, 1, *args, single[b:b + 1])
+    finally:
+        set_threads(None)
+    assert np.array_equal(wide, grouped)
+    assert np.array_equal(wide[:, :1], single)
+    assert np.all(np.isfinite(wide)) and len(np.unique(wide[:, :, -1])) > (20 if act == "perceptron" else 1000)
+
+
+def _as_written_before_chi2_v2(path):
+    """Rewrite a chi2_v1 file as mcsim wrote it before chi2 version 2: sampler "chi2" in the
+    stored configuration and the root attributes, no sampler_version."""
+    import json
+    import h5py
+    with h5py.File(path, "r+") as f:
+        raw = json.loads(f.attrs["config_json"])
+        assert raw["ensemble"]["sampler"] == "chi2_v1" and f.attrs["sampler_version"] == 1
+        raw["ensemble"]["sampler"] = "chi2"
+        f.attrs["config_json"] = json.dumps(raw)
+        f.attrs["sampler"] = "chi2"
+        del f.attrs["sampler_version"]
+
+
+def test_a_file_of_chi2_before_version_2_resumes_with_its_kernel_bitwise(tmp_path):
+    path = tmp_path / "old.h5"
+    widths = [300, 5, 3]
+    mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v1", networks=1024), output=path, progress="off")
+    _as_written_before_chi2_v2(path)
+    assert mcsim.open_result(path).config.ensemble.sampler == "chi2_v1"
+    # sampler = "auto" extends it with chi2_v1, bitwise as one chi2_v1 run ...
+    resumed = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), output=path,
+                             progress="off")
+    assert resumed.config.ensemble.sampler == "chi2_v1"
+    ref = mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v1", networks=2048), progress="off")
+    new = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), progress="off")
+    assert new.config.ensemble.sampler == "chi2"
+    for l in ref.layers[1:]:
+        assert np.array_equal(ref.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
+        assert not np.array_equal(new.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
+    import h5py
+    with h5py.File(path, "r") as f:
+        assert f.attrs["sampler"] == "chi2_v1" and f.attrs["sampler_version"] == 1
+    # ... and chi2 (version 2) named explicitly is refused: other numbers (file unchanged)
+    with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
+        mcsim.simulate(cfg_of(widths, "relu", 1, "chi2", networks=4096), output=path, progress="off")
+
+
+def test_new_files_record_chi2_version_2(tmp_path):
+    import h5py
+    path = tmp_path / "new.h5"
+    mcsim.simulate(cfg_of([4, 3], "relu", 1, "auto", networks=1024), output=path, progress="off")
+    with h5py.File(path, "r") as f:
+        assert f.attrs["sampler"] == "chi2" and f.attrs["sampler_version"] == 2
+    assert mcsim.open_result(path).config.ensemble.sampler == "chi2"
+    # and resume as chi2 (version 2)
+    res = mcsim.simulate(cfg_of([4, 3], "relu", 1, "auto", networks=2048), output=path, progress="off")
+    assert res.config.ensemble.sampler == "chi2"

@@ -28,6 +28,10 @@ class Sampler:
     biases: tuple[str, ...] = ("gaussian",)     # bias laws it samples exactly
     #: rank among the backends ``sampler = "auto"`` may pick (highest first); None: never
     auto_priority: int | None = None
+    #: version of this backend's numbers, recorded in every file (root attribute
+    #: ``sampler_version``); a backend whose numbers change gets a new version, and its old
+    #: kernel stays registered under another name so that older files resume bitwise
+    version = 1
     #: a small network this backend applies to (activation, inputs), for warming the cache
     example = {"activation": "relu", "inputs": [[1.0, 0.0], [0.6, 0.8]]}
 

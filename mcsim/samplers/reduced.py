@@ -7,7 +7,12 @@
 - ``wishart`` linear activation, any number of inputs: a Wishart matrix per layer by the
               Bartlett decomposition, O(L k^2) random numbers per network.
 
-Both are exact for Gaussian weights and agree with ``markov`` in distribution, not bitwise
+- ``chi2_v1`` the ``chi2`` of mcsim before its version 2 (network by network, other
+              random numbers): never picked by "auto"; a file it wrote (``sampler = "chi2"``
+              without a ``sampler_version`` attribute) reads as ``chi2_v1`` and resumes
+              and extends with it, bitwise.
+
+All are exact for Gaussian weights and agree with ``markov`` in distribution, not bitwise
 (they draw other random numbers). ``sampler = "auto"`` picks them where they apply."""
 from __future__ import annotations
 
@@ -32,12 +37,16 @@ class _Reduced(Sampler):
             raise ValueError(f"sampler {self.name!r} does not apply to this configuration: "
                              f"{self.applies}")
         super().__init__(cfg, quantities)
-        from ..kernels import reduced, rng
-        self._kernel = getattr(reduced, self._kernel_name)
+        from ..kernels import rng
+        self._kernel = self._load_kernel()
         # draws no fill_normals, the only draw the generators differ in: the philox53 key
         # under either generator (one compiled specialisation)
         self._key = rng.seed_key(cfg.ensemble.seed)
         self._args = kernel_arguments(cfg)
+
+    def _load_kernel(self):
+        from ..kernels import reduced
+        return getattr(reduced, self._kernel_name)
 
     def sample(self, first_block, n_blocks, out):
         self._kernel(self._key, np.uint64(first_block), n_blocks, self.cfg.ensemble.block_size,
@@ -47,17 +56,34 @@ class _Reduced(Sampler):
 @register_sampler
 class Chi2Sampler(_Reduced):
     name = "chi2"
+    version = 2     # 1: network by network (now ``chi2_v1``); 2: batches of networks
     description = ("one input, relu / leaky_relu / linear / perceptron: chi-squared with a "
                    "binomial number of degrees of freedom per layer, O(L) numbers per network")
     applies = "one input and activation relu, leaky_relu, linear or perceptron (Gaussian weights)"
     auto_priority = 30
     example = {"activation": "relu", "inputs": [[1.0, 0.0]]}
-    _kernel_name = "sample_chi2"
+
+    def _load_kernel(self):
+        from ..kernels import chi2_batch
+        return chi2_batch.sample_chi2
 
     @classmethod
     def exact_for(cls, cfg):
         return (super().exact_for(cfg) and cfg.k == 1
                 and cfg.network.activation["name"] in _CHI2_ACTIVATIONS)
+
+
+@register_sampler
+class Chi2V1Sampler(Chi2Sampler):
+    name = "chi2_v1"
+    version = 1
+    description = ("chi2 as in mcsim before chi2 version 2 (same law, other random numbers): "
+                   "resumes and extends files written by it, bitwise")
+    auto_priority = None
+    _kernel_name = "sample_chi2_v1"
+
+    def _load_kernel(self):
+        return _Reduced._load_kernel(self)
 
 
 @register_sampler

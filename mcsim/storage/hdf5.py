@@ -17,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ResultFileError
 from ..generators import generator_attrs
+from ..samplers import get_sampler
 from ..stats.statistics import describe
 
 FORMAT = "mcsim"
@@ -199,7 +200,8 @@ def write_header(f, cfg, kind: str, attrs: dict) -> None:
     """Root attributes, /config and /inputs shared by every kind of file."""
     f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, kind=kind,
                    config_toml=cfg.to_toml(), config_json=cfg.to_json(), seed=cfg.ensemble.seed,
-                   sampler=cfg.ensemble.sampler, weights=cfg.ensemble.weights, k=cfg.k,
+                   sampler=cfg.ensemble.sampler,
+                   sampler_version=get_sampler(cfg.ensemble.sampler).version, weights=cfg.ensemble.weights, k=cfg.k,
                    input_dim=cfg.network.input_dim, depth=cfg.network.depth,
                    **generator_attrs(cfg.ensemble.generator), **software_versions())
     f.attrs.setdefault("created", now_iso())
