@@ -12,8 +12,7 @@ the repeats quoted: other processes share the cores. A trivially parallel kernel
 machine gives right now, once as short as the short call and once as long as the full call
 ("calibration, long"): on a shared machine a 2-thread call gets both cores only while no
 other process needs one, which a 1 ms call finds far more often than a 10 ms call, so each
-speed-up is to be read against the calibration of its own length. The threaded kernel as
-first written (``moments_views.py``: a row view of D per product, today the same code as the kernel) and the serial kernel
+speed-up is to be read against the calibration of its own length. The serial kernel
 from before (``moments_before.py``; its "2 threads" entry is the same serial code) are
 timed in the same round robin. Writes ``results/moments.json``.
 """
@@ -32,7 +31,6 @@ import numpy as np  # noqa: E402
 from _timing import machine_info, write_json  # noqa: E402
 
 import moments_before  # noqa: E402
-import moments_views  # noqa: E402
 
 from mcsim.kernels import moments  # noqa: E402
 from mcsim.kernels.jit import parallel_kernel, set_threads, threading_layer  # noqa: E402
@@ -65,23 +63,17 @@ def bench(quick: bool) -> dict:
     def outputs(nb, sr):
         return np.empty((nb, sr, m)), np.empty((nb, sr, m, m)), np.empty((nb, sr, len(tr)))
 
-    full = {name: outputs(n_blocks, S) for name in ("new", "views", "before")}
-    short = {name: outputs(1, len(layers_s)) for name in ("new", "views")}
+    full = {name: outputs(n_blocks, S) for name in ("new", "before")}
+    short = {"new": outputs(1, len(layers_s))}
     xc = np.random.default_rng(4).standard_normal(200_000)
     cal, cal_long = np.empty(64), np.empty(512)
     repeats = 8 if quick else 40
     cases = {
         "block_moments": (lambda: moments.block_moments(x, layers, columns, tr, 3, *full["new"]),
                           1e6 / per),
-        "views (as first threaded)": (
-            lambda: moments_views.block_moments(x, layers, columns, tr, 3, *full["views"]),
-            1e6 / per),
         "calibration, long": (lambda: _calibrate(xc, cal_long), 1e3),
         "block_moments, short call": (
             lambda: moments.block_moments(xs, layers_s, columns, tr, 3, *short["new"]), 1e6 / per_s),
-        "views, short call": (
-            lambda: moments_views.block_moments(xs, layers_s, columns, tr, 3, *short["views"]),
-            1e6 / per_s),
         "calibration": (lambda: _calibrate(xc, cal), 1e3),
         "serial before": (lambda: moments_before.block_moments(x, layers, columns, tr, 3,
                                                                *full["before"]), 1e6 / per),
@@ -104,7 +96,6 @@ def bench(quick: bool) -> dict:
                 best[c, t] = min(best[c, t], (time.perf_counter() - t0) * scale)
             bits[t] = [a.copy() for a in full["new"] + short["new"]]
     same = all(np.array_equal(a, b) for a, b in zip(bits[1], bits[2]))
-    same_views = all(np.array_equal(a, b) for a, b in zip(full["new"], full["views"]))
     for c in cases:
         results[c] = {f"{t} thread(s)": best[c, t] for t in threads}
         results[c]["speed-up"] = best[c, 1] / best[c, 2]
@@ -116,7 +107,7 @@ def bench(quick: bool) -> dict:
             "calls": {"full": f"{n_blocks} blocks x {S} layers",
                       "short": f"1 block x {len(layers_s)} layers"},
             "repeats": repeats, "same_bits_1_and_2_threads": same,
-            "same_bits_as_views": same_views, "results": results}
+            "results": results}
 
 
 def main(argv=None) -> int:
@@ -131,8 +122,7 @@ def main(argv=None) -> int:
     for c, r in res["results"].items():
         print(f"{c:<26s} 1 thread {r['1 thread(s)']:8.3f}  2 threads {r['2 thread(s)']:8.3f} "
               f" {r['unit']}   speed-up {r['speed-up']:.2f}")
-    print(f"same bits at 1 and 2 threads: {res['same_bits_1_and_2_threads']}, "
-          f"as the views kernel: {res['same_bits_as_views']}")
+    print(f"same bits at 1 and 2 threads: {res['same_bits_1_and_2_threads']}")
     print(f"block_moments 1 thread / serial before: "
           f"{res['results']['block_moments']['1 thread / serial before']:.2f}")
     if not args.no_write:
