@@ -170,7 +170,6 @@ BAD = [
     ({"learning_rate": float("inf")}, "training.learning_rate"),
     ({"record": [0, 30]}, "training.record"),
     ({"record": [5, 1]}, "training.record"),
-    ({"lambdas": "equivalence"}, "training.lambdas"),
     ({"lambdas": "sometimes"}, "training.lambdas"),
     ({"inputs": {"values": [[1.0, 2.0]]}}, "training.inputs"),
 ]
@@ -179,10 +178,19 @@ BAD = [
 @pytest.mark.parametrize("change,key", BAD)
 def test_bad_input_names_the_key(change, key):
     raw = raw_config(**change)
-    if change.get("lambdas") == "equivalence":
-        raw["network"]["activation"] = "perceptron"
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config_from_dict(raw)
+
+
+@pytest.mark.parametrize("lambdas", ["config", "equivalence"])
+def test_activation_that_jumps_is_refused(lambdas):
+    # sigma' of the perceptron is a delta function: gradients and the NTK are undefined
+    raw = raw_config(lambdas=lambdas)
+    raw["network"]["activation"] = "perceptron"
+    with pytest.raises(ConfigError, match="training: network.activation = 'perceptron' jumps"):
+        config_from_dict(raw)
+    with pytest.raises(ValueError, match="no critical point"):
+        equivalence_rates("perceptron", 3, 1.0, 1.0)
 
 
 def test_cli_bad_input_exit_2_nothing_written(tmp_path):

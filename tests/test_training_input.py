@@ -25,8 +25,6 @@ MORE = [
 def test_every_bad_training_input_exits_2_naming_the_key(tmp_path, capsys, command):
     for i, (change, key) in enumerate(BAD + MORE):
         raw = raw_config(**change)
-        if change.get("lambdas") == "equivalence":          # no critical point
-            raw["network"]["activation"] = "perceptron" if i % 2 else "sigmoid"
         cfg = tmp_path / f"c{i}.toml"
         cfg.write_text(tomlw.dumps(raw))
         capsys.readouterr()

@@ -163,6 +163,14 @@ def parse_training(sec, network, k: int, base_dir=".") -> TrainingConfig:
     for key in ("inputs", "targets", "steps", "learning_rate"):
         if key not in sec:
             raise ConfigError(f"training.{key}: missing")
+    from ..activations import get_activation
+    act = get_activation(network.activation)
+    if act.jumps:
+        # sigma' is a delta function: gradient descent moves only the last layer and the NTK
+        # (and so the theory of the trained network) is infinite
+        raise ConfigError(f"training: network.activation = {act.name!r} jumps (its derivative is a "
+                          "delta function, so gradients and the NTK are undefined); use a "
+                          "continuous activation")
     base_dir = Path(base_dir)
     n0, n_out = network.input_dim, network.widths[-1]
     x = _matrix(sec["inputs"], "inputs", base_dir)
