@@ -168,6 +168,46 @@ def run_all(names=None) -> dict[str, dict[str, str]]:
     return result
 
 
+def split_by_sampler(names, jobs: int) -> list[list[str]]:
+    """``names`` in at most ``jobs`` groups, the runs of one sampler (the same kernels) in one
+    group, groups of about equal numbers of runs: each group can then compile its kernels in a
+    process of its own without compiling another group's."""
+    from mcsim.config import config_from_dict
+    families: dict[str, list[str]] = {}
+    for name in names:
+        families.setdefault(config_from_dict(CONFIGS[name]).ensemble.sampler, []).append(name)
+    groups: list[list[str]] = [[] for _ in range(max(1, jobs))]
+    for runs in sorted(families.values(), key=len, reverse=True):
+        min(groups, key=len).extend(runs)
+    return [g for g in groups if g]
+
+
+def run_parallel(out: Path, names, jobs: int) -> dict[str, dict[str, str]]:
+    """``run_all(names)`` in ``jobs`` processes of this script (this process's environment:
+    the same compile target and cache), merged; see ``split_by_sampler``."""
+    import subprocess
+    groups = split_by_sampler(list(names or CONFIGS), jobs)
+    parts = [out.with_name(f"{out.stem}.part{i}.json") for i in range(len(groups))]
+    procs = [subprocess.Popen([sys.executable, __file__, str(part), *group])
+             for part, group in zip(parts, groups)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"golden_runs.py: a worker failed (exit codes {codes})")
+    result = {}
+    for part in parts:
+        result.update(json.loads(part.read_text()))
+        part.unlink()
+    return result
+
+
 if __name__ == "__main__":
-    # python tests/golden_runs.py OUT.json [RUN ...]: all runs, or the ones named
-    Path(sys.argv[1]).write_text(json.dumps(run_all(sys.argv[2:]), indent=1, sort_keys=True))
+    # python tests/golden_runs.py OUT.json [-j N] [RUN ...]: all runs, or the ones named; with
+    # -j N in N processes (Numba compiles on one core: the golden kernels' compilation is most
+    # of the suite's time)
+    args = sys.argv[2:]
+    jobs = 1
+    if args[:1] == ["-j"]:
+        jobs, args = int(args[1]), args[2:]
+    out = Path(sys.argv[1])
+    hashes = run_parallel(out, args, jobs) if jobs > 1 else run_all(args)
+    out.write_text(json.dumps(hashes, indent=1, sort_keys=True))

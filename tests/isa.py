@@ -28,12 +28,18 @@ def host_has_avx512() -> bool:
     return bool(feats.get("avx512f", False))
 
 
-def host_env(cache_dir) -> dict:
-    """Numba's default target: this machine's CPU name and all its features."""
+def host_env(cache_dir=None) -> dict:
+    """Numba's default target: this machine's CPU name and all its features. Without
+    ``cache_dir``, Numba's default cache (beside the kernel sources, or the caller's
+    NUMBA_CACHE_DIR): the one ``mcsim compile`` filled in set-up, so the host build is loaded,
+    not compiled again (Numba keys cache entries by CPU name and features, so other targets'
+    entries never mix with it)."""
     env = dict(os.environ)
     env.pop("NUMBA_CPU_NAME", None)
     env.pop("NUMBA_CPU_FEATURES", None)
-    env.update(NUMBA_CACHE_DIR=str(cache_dir), NUMBA_NUM_THREADS="1")
+    env.update(NUMBA_NUM_THREADS="1")
+    if cache_dir is not None:
+        env.update(NUMBA_CACHE_DIR=str(cache_dir))
     return env
 
 
@@ -46,3 +52,13 @@ def target_env(cpu_name: str, features: str, cache_dir) -> dict:
 
 def haswell_env(cache_dir) -> dict:
     return target_env("haswell", HASWELL_FEATURES, Path(cache_dir))
+
+
+def golden_command(out) -> list[str]:
+    """The command that writes the golden runs' hashes to ``out`` (``golden_runs.py``), in
+    one process per core up to 2 (the compilation of their kernels dominates; each process
+    compiles the kernels of other samplers)."""
+    import sys
+    jobs = max(1, min(2, len(os.sched_getaffinity(0))))
+    return [sys.executable, str(Path(__file__).resolve().parent / "golden_runs.py"), str(out),
+            "-j", str(jobs)]

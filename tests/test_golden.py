@@ -35,9 +35,8 @@ CACHE = HERE.parent / ".venv" / "numba-cache-haswell"   # kept between runs; key
 
 def compute(out: Path) -> dict:
     sys.path.insert(0, str(HERE))
-    from isa import haswell_env
-    subprocess.run([sys.executable, str(HERE / "golden_runs.py"), str(out)],
-                   env=haswell_env(CACHE), check=True, timeout=900)
+    from isa import golden_command, haswell_env
+    subprocess.run(golden_command(out), env=haswell_env(CACHE), check=True, timeout=1800)
     return json.loads(out.read_text())
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 
 from ..errors import ConfigError, Interrupted, McsimError, NumericalOverflow, PeerFailed
-from .status import EXIT_FAILURE, EXIT_OK, exit_status, report
+from .status import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exit_status, report
 
 
 def positive_int(text: str) -> int:
@@ -84,6 +85,8 @@ def add_commands(sub) -> None:
                        "that the first `mcsim run` starts at once instead of compiling for tens of "
                        "seconds. scripts/setup.sh runs it. Fast when the cache is already warm.")
     c.add_argument("--quiet", "-q", action="store_true", help="print nothing")
+    c.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                   help="compile in N processes (default: the number of usable cores, at most 4)")
     c.set_defaults(func=cmd_compile)
 
     pl = sub.add_parser("plan", help="networks and time needed for a target error (short pilot)",
@@ -160,7 +163,11 @@ def cmd_compile(args) -> int:
     t0 = time.monotonic()
     if not args.quiet:
         print("mcsim compile: compiling the kernels (a minute or so the first time) ...", flush=True)
-    done = compile_all(announce=False)
+    jobs = args.jobs if args.jobs is not None else min(4, len(os.sched_getaffinity(0)))
+    if jobs < 1:
+        print("mcsim compile: error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    done = compile_all(announce=False, jobs=jobs)
     if not args.quiet:
         for sampler, stats, seconds in done:
             print(f"  {sampler:<8} {stats:<24} {seconds:6.1f} s")

@@ -151,13 +151,27 @@ def _representative_configs():
                 yield sampler, stats, cfg
 
 
-def compile_all(announce: bool = True) -> list[tuple[str, str, float]]:
+def compile_all(announce: bool = True, jobs: int = 1) -> list[tuple[str, str, float]]:
     """Warm Numba's cache for every sampler backend, with and without third moments and with
     the NTK statistics (the kernels take the activation as a run-time code, so one activation
-    covers all).
-    Returns (sampler, statistics, seconds) per configuration."""
-    done = []
-    for sampler, stats, cfg in _representative_configs():
-        seconds = warm_up(cfg, announce=announce)
-        done.append((sampler, "+".join(stats), seconds))
-    return done
+    covers all). ``jobs`` > 1 compiles the configurations in that many worker processes
+    (Numba compiles on one core; its cache files are written atomically, so processes that
+    compile a shared kernel at the same time only duplicate work).
+    Returns (sampler, statistics, seconds) per configuration, in the order of the list."""
+    configs = list(_representative_configs())
+    if jobs <= 1 or len(configs) <= 1:
+        return [(sampler, "+".join(stats), warm_up(cfg, announce=announce))
+                for sampler, stats, cfg in configs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    # fresh interpreters (no fork of a process that may hold Numba's threads or locks)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(configs)), mp_context=ctx) as pool:
+        seconds = list(pool.map(_compile_one, range(len(configs))))
+    return [(sampler, "+".join(stats), sec) for (sampler, stats, _), sec in zip(configs, seconds)]
+
+
+def _compile_one(index: int) -> float:
+    # worker process: the index-th representative configuration (the list is deterministic)
+    _, _, cfg = list(_representative_configs())[index]
+    return warm_up(cfg, announce=False)
