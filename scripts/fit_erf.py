@@ -1,0 +1,206 @@
+"""Polynomial fits of kernels/vmath.py's erf / erfc (issue 12, item 4, round three).
+
+    python scripts/fit_erf.py [--scan]
+
+Prints the coefficient tuples of vmath.py and, for each fit, the measured maximum weighted
+error with the coefficients rounded to double (evaluated exactly, in 40 digits, on a grid of
+4,000 points that includes the interval ends). ``--scan`` also tries other constants c of
+t = c / (c + a) and term counts (slow, a few minutes).
+
+Method: weighted minimax (Lawson's iteratively reweighted least squares, 25 passes, in
+mpmath at 40 digits) in the Chebyshev basis of the interval on 600 Chebyshev points, then
+rewritten as monomials in u = v - v_mid and rounded to double. The weight w says what error
+matters:
+
+- exp:  e^r = 1 + r + r^2 E(r), |r| <= ln2/2 + 0.006 (k from an estimate of the exponent
+        within 0.005); w = r^2 / e^r (the relative error of e^r), so E need not be accurate
+        near r = 0: degree 9 (10 terms) instead of the Taylor polynomial's 12.
+- erf:  erfc(a) = t exp(-a^2 + P(t)), t = c / (c + a), a in [0.84375, 6] (erf = 1 - erfc needs
+        erfc to ~1.3e-17 absolute, not relative); w = erfc(a), so the relative error may grow
+        where erfc(a) is small.
+- erfc: the same P on a in [0, 27.3] with w = 1 (erfc and gelu's lower tail keep their
+        relative precision); P = C0 + u Q(u), C0 split as C0_HI (a multiple of 2^-42) + C0_LO.
+"""
+from __future__ import annotations
+
+import argparse
+
+import mpmath as mp
+
+mp.mp.dps = 40
+
+LN2 = mp.log(2)
+
+
+def _cheb_points(lo, hi, n):
+    return [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (i + mp.mpf(1) / 2) / n)
+            for i in range(n)]
+
+
+def _cheb_basis(v, lo, hi, m):
+    x = (2 * v - lo - hi) / (hi - lo)
+    row = [mp.mpf(1), x]
+    for _ in range(m - 2):
+        row.append(2 * x * row[-1] - row[-2])
+    return row[:m]
+
+
+def _solve(A, b):
+    return mp.lu_solve(mp.matrix(A), mp.matrix(b))
+
+
+def weighted_minimax(f, w, lo, hi, m, npts=600, passes=40):
+    """Chebyshev coefficients (m terms) minimising max w |f - p| on [lo, hi] (Lawson).
+
+    Each pass solves the weighted least-squares problem for a correction of the current
+    coefficients in float64 (the Chebyshev basis is well conditioned) from residuals computed
+    in 40 digits: iterative refinement, so the coefficients converge to 40 digits."""
+    import numpy as np
+    vs = _cheb_points(mp.mpf(lo), mp.mpf(hi), npts)
+    fv = [f(v) for v in vs]
+    wv = np.array([float(w(v)) for v in vs])
+    rows = [_cheb_basis(v, lo, hi, m) for v in vs]
+    A = np.array([[float(x) for x in r] for r in rows])
+    lam = np.full(npts, 1.0 / npts)
+    coef = [mp.mpf(0)] * m
+    for _ in range(passes):
+        res = [fv[i] - mp.fsum(coef[j] * rows[i][j] for j in range(m)) for i in range(npts)]
+        # refinement: a few float64 solves on the residual, same weights
+        for _ in range(2):
+            sw = np.sqrt(lam) * wv
+            d = np.linalg.lstsq(A * sw[:, None], np.array([float(r) for r in res]) * sw,
+                                rcond=None)[0]
+            coef = [coef[j] + mp.mpf(float(d[j])) for j in range(m)]
+            res = [fv[i] - mp.fsum(coef[j] * rows[i][j] for j in range(m)) for i in range(npts)]
+        err = np.array([float(abs(r)) for r in res]) * wv
+        lam = lam * err / np.sum(lam * err)
+    return coef
+
+
+def to_monomial(cheb, lo, hi, mid):
+    """Coefficients of the same polynomial in u = v - mid (40 digits)."""
+    m = len(cheb)
+    # x = (2 v - lo - hi) / (hi - lo) = alpha u + beta
+    alpha = 2 / (mp.mpf(hi) - lo)
+    beta = (2 * mp.mpf(mid) - lo - hi) / (mp.mpf(hi) - lo)
+    # T_k(alpha u + beta) as monomials in u
+    T = [[mp.mpf(1)], [beta, alpha]]
+    for _ in range(m - 2):
+        a, b = T[-1], T[-2]
+        nxt = [mp.mpf(0)] * (len(a) + 1)
+        for i, c in enumerate(a):
+            nxt[i] += 2 * beta * c
+            nxt[i + 1] += 2 * alpha * c
+        for i, c in enumerate(b):
+            nxt[i] -= c
+        T.append(nxt)
+    out = [mp.mpf(0)] * m
+    for k in range(m):
+        for i, c in enumerate(T[k]):
+            out[i] += cheb[k] * c
+    return out
+
+
+def max_error(coefs, f, w, lo, hi, mid, n=4000):
+    """max w |f - p| on a grid of [lo, hi] (ends included), p with the given (double)
+    coefficients evaluated exactly."""
+    worst = mp.mpf(0)
+    for i in range(n + 1):
+        v = mp.mpf(lo) + (mp.mpf(hi) - lo) * i / n
+        u = v - mid
+        p = mp.fsum(mp.mpf(c) * u ** j for j, c in enumerate(coefs))
+        worst = max(worst, abs(w(v) * (f(v) - p)))
+    return worst
+
+
+# --- the functions ---------------------------------------------------------------------------
+def exp_fit(m, reach):
+    """E(r) with e^r = 1 + r + r^2 E(r) on |r| <= reach; returns (coefs, max rel error)."""
+    def f(r):
+        return (mp.expm1(r) - r) / r ** 2 if r != 0 else mp.mpf(1) / 2
+
+    def w(r):
+        return r ** 2 / mp.exp(r)
+
+    cheb = weighted_minimax(f, w, -reach, reach, m)
+    mono = [float(c) for c in to_monomial(cheb, -reach, reach, 0)]
+    return mono, max_error(mono, f, w, -reach, reach, 0)
+
+
+def _tail_parts(c):
+    def a_of(t):
+        return c * (1 - t) / t
+
+    def f(t):
+        a = a_of(t)
+        return mp.log(mp.erfc(a) * mp.exp(a * a) / t)
+    return a_of, f
+
+
+def erf_tail_fit(c, m, a_lo=0.84375, a_hi=6.0):
+    """P(t) for erf's tail: weight erfc(a) (absolute error of erfc)."""
+    c = mp.mpf(c)
+    a_of, f = _tail_parts(c)
+    t_lo, t_hi = c / (c + a_hi), c / (c + mp.mpf(a_lo))
+    mid = float((t_lo + t_hi) / 2)
+
+    def w(t):
+        return mp.erfc(a_of(t))
+    cheb = weighted_minimax(f, w, t_lo, t_hi, m)
+    mono = [float(x) for x in to_monomial(cheb, t_lo, t_hi, mid)]
+    return mono, mid, max_error(mono, f, w, t_lo, t_hi, mid)
+
+
+def erfc_fit(c, m, a_hi=27.3):
+    """P(t) for erfc on [0, a_hi], uniform weight; C0 split (see the module docstring)."""
+    c = mp.mpf(c)
+    a_of, f = _tail_parts(c)
+    t_lo, t_hi = c / (c + a_hi), mp.mpf(1)
+    mid = float((t_lo + t_hi) / 2)
+
+    def w(t):
+        return mp.mpf(1)
+    cheb = weighted_minimax(f, w, t_lo, t_hi, m)
+    mono = to_monomial(cheb, t_lo, t_hi, mid)
+    c0_hi = float(mp.nint(mono[0] * 2 ** 42) / 2 ** 42)
+    c0_lo = float(mono[0] - c0_hi)
+    q = [float(x) for x in mono[1:]]
+    # the error with C0 = C0_HI + C0_LO (exact sum in the kernel's exponent)
+    exact = [mp.mpf(c0_hi) + mp.mpf(c0_lo)] + [mp.mpf(x) for x in q]
+    worst = mp.mpf(0)
+    n = 4000
+    for i in range(n + 1):
+        t = t_lo + (t_hi - t_lo) * i / n
+        u = t - mid
+        p = mp.fsum(x * u ** j for j, x in enumerate(exact))
+        worst = max(worst, abs(f(t) - p))
+    return (c0_hi, c0_lo, q), mid, worst
+
+
+def _fmt(name, xs):
+    return f"{name} = ({', '.join(repr(x) for x in xs)})"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scan", action="store_true")
+    args = ap.parse_args(argv)
+    reach = float(LN2 / 2 + mp.mpf("0.006"))
+    if args.scan:
+        for m in (9, 10, 11):
+            print("exp", m, "terms:", mp.nstr(exp_fit(m, reach)[1], 3))
+        for c in (2.0, 3.0, 4.0):
+            for m in (11, 12, 13, 14):
+                print("erf tail c", c, m, "terms:", mp.nstr(erf_tail_fit(c, m)[2], 3))
+        for c in (2.0, 3.0, 4.0, 6.0):
+            for m in (20, 22, 24):
+                print("erfc c", c, m, "terms:", mp.nstr(erfc_fit(c, m)[2], 3))
+        return 0
+    mono, err = exp_fit(10, reach)
+    print(f"# exp: |r| <= {reach}, max relative error {mp.nstr(err, 3)}")
+    print(_fmt("_EXP_C", mono))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
