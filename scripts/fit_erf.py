@@ -127,6 +127,24 @@ def exp_fit(m, reach):
     return mono, max_error(mono, f, w, -reach, reach, 0)
 
 
+def erf_small_fit(m, a_hi=0.84375):
+    """S(z), erf(a) = a + a S(a^2) on z = a^2 in [0, a_hi^2]; weight 1 / (1 + S) (the
+    relative error of erf); returns (coefs in z, max error)."""
+    z_hi = mp.mpf(a_hi) ** 2
+
+    def f(z):
+        if z == 0:
+            return 2 / mp.sqrt(mp.pi) - 1
+        a = mp.sqrt(z)
+        return mp.erf(a) / a - 1
+
+    def w(z):
+        return 1 / (1 + f(z))
+    cheb = weighted_minimax(f, w, 0, z_hi, m)
+    mono = [float(x) for x in to_monomial(cheb, 0, z_hi, 0)]
+    return mono, max_error(mono, f, w, 0, z_hi, 0)
+
+
 def _tail_parts(c):
     def a_of(t):
         return c * (1 - t) / t
