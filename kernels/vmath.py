@@ -18,9 +18,10 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
                exactly reduced argument;
 - ``tanh``     Cephes ``tanh.c``: rational for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1);
                exactly odd (sign by bit-copy), exactly +-1 for |x| >= 19.1;
-- ``erf`` / ``erfc`` own Chebyshev fits (an odd polynomial below 0.84375, else
-               t exp(-x^2 + P(t)) with t = 3 / (3 + |x|): one division and one exp, the
-               exponent carried exactly; bounds derived and measured, see the section);
+- ``erf`` / ``erfc`` own polynomial fits (an odd polynomial below 0.84375, else
+               t exp(-x^2 + P(t)) with t = c / (c + |x|): one division and one exp, for
+               erfc the exponent carried exactly; ``scripts/fit_erf.py`` computes the
+               coefficients; bounds derived and measured, see the section);
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
                |x| > TRIG_MAX (~2^20 pi/2, beyond what the reduction handles) they call libm:
@@ -245,21 +246,27 @@ def tanh(x):
 # --- erf / erfc ------------------------------------------------------------------------------
 # Branch-free (every lane evaluates every part, selects pick), with a = |x|:
 #
-#   erf,  a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 11;
+#   erf,  a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 10;
 #   erfc, every a:      erfc(a) = t exp(-a^2 + P(t)), t = 3 / (3 + a), P a polynomial in
-#                       u = t - t_mid (erf beyond 0.84375 is 1 - erfc, with a cheaper P).
+#                       u = t - t_mid (erf beyond 0.84375 is 1 - erfc, with a cheaper P in
+#                       t = 2 / (2 + a)).
 #
 # One division and one exp per element. (fdlibm's s_erf.c, used before, evaluates four
-# rationals and two exps: five divisions, about twice the time; docs/performance.md.) S and P
-# are Chebyshev interpolants, computed in 50-digit arithmetic (mpmath) and rewritten as
-# monomials, of erf(a)/a - 1 on z = a^2 in [0, 0.84375^2] (first omitted Chebyshev
-# coefficient 1e-17 relative to 1 + S) and of log(erfc(a) e^(a^2) / t) on two ranges:
+# rationals and two exps: five divisions, about twice the time; docs/performance.md.) The
+# polynomials approximate erf(a)/a - 1 on z = a^2 in [0, 0.84375^2] and log(erfc(a) e^(a^2) / t)
+# on two ranges:
 #
+#   _ERF_S:  weighted minimax (scripts/fit_erf.py: Lawson's iteration in 40-digit mpmath,
+#            then monomials rounded to double), 11 terms, relative error of 1 + S <= 1.9e-17;
 #   _ERF_P:  a in [0.84375, 6] (erf only needs erfc to ~2e-17 absolute; erf(a) = 1 beyond
-#            5.93), 18 terms, |error| * erfc(a) <= 1.3e-17 with the coefficients rounded;
+#            5.93), t = 2 / (2 + a), minimax weighted by erfc(a) (the relative error may grow
+#            where erfc is small): 13 terms, |error| * erfc(a) <= 1.1e-17 with the
+#            coefficients rounded (round two: Chebyshev interpolation in t = 3 / (3 + a),
+#            18 terms, 1.3e-17);
 #   erfc:    a in [0, 27.3] (erfc rounds to 0 beyond), 25 terms, P = C0 + u Q(u) with C0
 #            split as C0_HI (a multiple of 2^-42) + C0_LO; |error| <= 8e-17 with the
-#            coefficients rounded.
+#            coefficients rounded (Chebyshev interpolation in 50-digit mpmath; the minimax
+#            needs as many terms for this bound, scripts/fit_erf.py --scan).
 #
 # sum |c_i| |u|^i is 1.4 and 1.9, so the roundings of the evaluation (Estrin's scheme, see
 # _EXP_C) stay a few 1e-17. For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
@@ -272,7 +279,7 @@ def tanh(x):
 # final product 0.5: ~3 ulp, the measured maximum against mpmath (gelu adds the product and
 # the halving: 4 ulp).
 # erf: the small region within 1 ulp; beyond, 1 - erfc within 0.5 ulp plus erfc's absolute
-# error (<= 0.2 ulp of erf): measured 1 ulp (tests/test_activations.py, for the AVX2 and the
+# error (<= 0.2 ulp of erf; its exp is _exp_poly10, relative error 1.1e-17): measured 1 ulp (tests/test_activations.py, for the AVX2 and the
 # AVX-512 builds, which give the same bits).
 _ERF_S = (0.12837916709551256, -0.37612638903183376, 0.11283791670934191,
           -0.026866170640580778, 0.005223977574577207, -0.000854832369749099,
@@ -298,7 +305,7 @@ _ERFC_P_MID = 0.5495049504950495
 _ERFC_K0 = 1.9583071782339505
 _ERFC_K1 = 2.5930555258471872
 _ERFC_K2 = 1.510628251605429
-# quadratic estimates of P (least squares; max error 0.0006 for erf's, 0.005 for erfc's)
+# quadratic estimates of P (least squares; max error 0.0017 for erf's, 0.005 for erfc's)
 _ERF_E0 = -0.7030597229530399
 _ERF_E1 = 1.325049752168486
 _ERF_E2 = 0.20702848948586877
@@ -325,6 +332,9 @@ _EXP_C = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
           2.08767569878681e-09, 1.6059043836821613e-10)
 
 
+# e^r as _exp_poly with 10 terms for erf's tail, which needs erfc only to ~1e-16 relative:
+# minimax weighted by r^2 / e^r (scripts/fit_erf.py), relative error 1.1e-17 on
+# |r| <= ln2/2 + 0.006 (4 Estrin levels, as the 12 terms of _EXP_C, but 2 FMAs fewer)
 _EXP_C10 = (0.5000000000000012, 0.16666666666666366, 0.04166666666651052, 0.008333333333517998,
             0.0013888888949457334, 0.0001984126947046331, 2.4801486511107176e-05,
             2.7557605335686943e-06, 2.7632760175716484e-07, 2.4998212805972656e-08)
@@ -378,7 +388,7 @@ def _erfc_for_erf(a):
     t = _ERF_T2 / (_ERF_T2 + a)
     u = t - _ERF_P_MID
     b = -(a * a)
-    # k = round((b + P) / ln2) from a quadratic estimate of P (within 0.002), as in
+    # k = round((b + P) / ln2) from a quadratic estimate of P (within 0.0017), as in
     # _erfc_tail, rounded by the shifter: km = x / ln2 + 1.5 * 2^52 holds k in its low bits
     km = _fma(b + (_ERF_E0 + u * (_ERF_E1 + u * _ERF_E2)), _INV_LN2, _SHIFT)
     kf = _strict_sub(km, _SHIFT)
@@ -428,8 +438,9 @@ def erf(x):
     a0 = a if a < _ERF_SMALL else _ERF_SMALL        # unused lanes: no overflow in S
     small = a + a * _erf_small(a0 * a0)
     big = 1.0 - _erfc_for_erf(a)
-    v = small if a < _ERF_SMALL else big
-    return x if x != x else copysign(v, x)
+    # NaN fails the comparison and takes the small branch, which keeps it NaN
+    v = big if a >= _ERF_SMALL else small
+    return copysign(v, x)
 
 
 @inline

@@ -1,25 +1,32 @@
-"""Polynomial fits of kernels/vmath.py's erf / erfc (issue 12, item 4, round three).
+"""Polynomial fits of kernels/vmath.py's erf (issue 12, item 4, round three).
 
     python scripts/fit_erf.py [--scan]
 
-Prints the coefficient tuples of vmath.py and, for each fit, the measured maximum weighted
-error with the coefficients rounded to double (evaluated exactly, in 40 digits, on a grid of
-4,000 points that includes the interval ends). ``--scan`` also tries other constants c of
-t = c / (c + a) and term counts (slow, a few minutes).
+Prints the coefficient tuples of vmath.py's erf (``_ERF_S``, ``_ERF_P`` with its ``_ERF_P_MID``,
+``_EXP_C10``, the quadratic estimate ``_ERF_E0..2``) and, for each fit, the measured maximum
+weighted error with the coefficients rounded to double (evaluated exactly, in 40 digits, on
+a grid of 4,000 points that includes the interval ends). ``--scan`` tries other constants c
+of t = c / (c + a) and term counts, for erf's tail and for erfc (a few minutes). Takes about
+20 s on one core.
 
-Method: weighted minimax (Lawson's iteratively reweighted least squares, 25 passes, in
-mpmath at 40 digits) in the Chebyshev basis of the interval on 600 Chebyshev points, then
-rewritten as monomials in u = v - v_mid and rounded to double. The weight w says what error
+Method: weighted minimax (Lawson's iteratively reweighted least squares, 40 passes, on 600
+Chebyshev points; each pass solves for a correction in float64 from residuals in 40-digit
+mpmath, so the coefficients converge to 40 digits) in the Chebyshev basis of the interval,
+rewritten as monomials in u = v - v_mid and rounded to double. The weight w says which error
 matters:
 
 - exp:  e^r = 1 + r + r^2 E(r), |r| <= ln2/2 + 0.006 (k from an estimate of the exponent
         within 0.005); w = r^2 / e^r (the relative error of e^r), so E need not be accurate
-        near r = 0: degree 9 (10 terms) instead of the Taylor polynomial's 12.
-- erf:  erfc(a) = t exp(-a^2 + P(t)), t = c / (c + a), a in [0.84375, 6] (erf = 1 - erfc needs
-        erfc to ~1.3e-17 absolute, not relative); w = erfc(a), so the relative error may grow
-        where erfc(a) is small.
+        near r = 0: 10 terms for 1.1e-17 (Taylor: 12 terms for 5e-18; 11 minimax: 9e-19).
+- S:    erf(a) = a + a S(a^2), z = a^2 in [0, 0.84375^2]; w = 1 / (1 + S): 11 terms,
+        1.9e-17 (12 terms: 1.1e-17, the rounding of the coefficients dominates).
+- erf:  erfc(a) = t exp(-a^2 + P(t)), t = c / (c + a), a in [0.84375, 6] (erf = 1 - erfc
+        needs erfc to ~1.3e-17 absolute, not relative); w = erfc(a), so the relative error
+        may grow where erfc(a) is small. c = 2, 13 terms: 1.07e-17 (c = 3: 14 terms for
+        1.4e-17, 18 terms unweighted in round two; c = 1.5, 4, 6 need more).
 - erfc: the same P on a in [0, 27.3] with w = 1 (erfc and gelu's lower tail keep their
-        relative precision); P = C0 + u Q(u), C0 split as C0_HI (a multiple of 2^-42) + C0_LO.
+        relative precision): c = 3 stays best (25 terms 5e-17, 23 terms 5e-16; c = 2 and 4
+        are worse), so vmath's erfc polynomial was not changed in round three.
 """
 from __future__ import annotations
 
@@ -216,8 +223,31 @@ def main(argv=None):
         return 0
     mono, err = exp_fit(10, reach)
     print(f"# exp: |r| <= {reach}, max relative error {mp.nstr(err, 3)}")
-    print(_fmt("_EXP_C", mono))
+    print(_fmt("_EXP_C10", mono))
+    mono, err = erf_small_fit(11)
+    print(f"# erf, a < 0.84375: max relative error of 1 + S {mp.nstr(err, 3)}")
+    print(_fmt("_ERF_S", mono))
+    mono, mid, err = erf_tail_fit(2.0, 13)
+    print(f"# erf's tail, t = 2 / (2 + a): max |error| * erfc(a) {mp.nstr(err, 3)}")
+    print(_fmt("_ERF_P", mono))
+    print(f"_ERF_P_MID = {mid!r}")
+    est, est_err = quadratic_estimate(2.0, 0.84375, 6.0, mid)
+    print(f"# quadratic estimate of P (least squares), max error {est_err:.2g}")
+    for i, e in enumerate(est):
+        print(f"_ERF_E{i} = {e!r}")
     return 0
+
+
+def quadratic_estimate(c, a_lo, a_hi, mid):
+    """Least-squares quadratic in u of P on 2,001 points; (coefficients, max error)."""
+    import numpy as np
+    c = mp.mpf(c)
+    _, f = _tail_parts(c)
+    ts = [c / (c + a_hi) + (c / (c + a_lo) - c / (c + a_hi)) * i / 2000 for i in range(2001)]
+    P = np.array([float(f(t)) for t in ts])
+    u = np.array([float(t) for t in ts]) - mid
+    co = np.polyfit(u, P, 2)
+    return [float(x) for x in co[::-1]], float(np.abs(np.polyval(co, u) - P).max())
 
 
 if __name__ == "__main__":

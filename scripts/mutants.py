@@ -371,7 +371,7 @@ MUTANTS = [
            ("tests/test_activations.py",), "erfc's exponent -zh^2 without the a^2 - zh^2 part",
            extra=("-k", "mpmath")),
     Mutant("erf-small-region-too-far", "kernels/vmath.py",
-           "    v = small if a < _ERF_SMALL else big", "    v = small if a < 1.0 else big",
+           "    v = big if a >= _ERF_SMALL else small", "    v = big if a >= 1.0 else small",
            ("tests/test_activations.py",), "erf's small-|x| polynomial used beyond its fitted range",
            extra=("-k", "mpmath")),
     Mutant("moments-pieces-overlap", "kernels/moments.py",
