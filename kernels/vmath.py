@@ -289,29 +289,26 @@ _ERF_P = (-0.7031007466958726, 1.3358368228906394, 0.21510314570170735, -0.35890
           -0.18988181125527062, 0.26322676951177604, 0.16071093272142406,
           -0.28639341913647043, -0.1117548496235194, 0.35870429030864004,
           -0.006837788753140805, -0.4169533227808398, 0.30251709943868427)
-# _ERFC_P = C0 + u Q(u); C0 = C0_HI + C0_LO with C0_HI a multiple of 2^-42 (see _erfc_tail)
+# erfc's exponent -a^2 + C0_HI + 2u (C0_HI a multiple of 2^-42, 2u exact; see _erfc_tail) and
+# the factor 1 + D(u): D = exp(P(t) - C0_HI - 2u) - 1, in [0, 0.32], 22 terms
 _ERFC_C0_HI = -0.9436869663513789
-_ERFC_C0_LO = 8.375965702144973e-14
-_ERFC_Q = (1.7298800724544294, 0.8667310745451944, 0.10729222524951731, -0.4151144852795864,
-           -0.3643913677196885, 0.1322999472590263, 0.42669083111668854, 0.09446394650779742,
-           -0.40285231917890707, -0.28640904906431425, 0.3150431519397276, 0.4375796890626563,
-           -0.17483722154199646, -0.5321928005656476, -0.0023802706274063585,
-           0.5526579195351254, 0.18923341563746784, -0.4875199953056144, -0.33115889770261026,
-           0.3447752708681049, 0.33889132768058317, -0.17013988709694453, -0.172686973404887,
-           0.04149198536282056)
+_ERFC_D = (8.367000351982309e-14, -0.2701199275455904, 0.903213462173881, -0.13011398311040479,
+           -0.03664262913291715, -0.2596720945378513, -0.0415096821306928, 0.1274477011269743,
+           0.09672748213208077, -0.0617734356840725, -0.08524535529536834,
+           0.032857514076950166, 0.06617939565681642, -0.025738964513374138,
+           -0.04901310882510763, 0.027276106956173267, 0.03338818069429389,
+           -0.029403892543256843, -0.018378397081878592, 0.025290277967061667,
+           0.005939408725653111, -0.012143931177525045)
 _ERF_P_MID = 0.4766483516483517
 _ERFC_P_MID = 0.5495049504950495
 # kappa(t) = d log G / d log t ~ K0 + K1 u + K2 u^2 (least squares, max error 0.05)
 _ERFC_K0 = 1.9583071782339505
 _ERFC_K1 = 2.5930555258471872
 _ERFC_K2 = 1.510628251605429
-# quadratic estimates of P (least squares; max error 0.0017 for erf's, 0.005 for erfc's)
+# quadratic estimate of erf's P (least squares; max error 0.0017)
 _ERF_E0 = -0.7030597229530399
 _ERF_E1 = 1.325049752168486
 _ERF_E2 = 0.20702848948586877
-_ERFC_E0 = -0.9423220709468338
-_ERFC_E1 = 1.7375534389535303
-_ERFC_E2 = 0.7983749709419427
 _ERF_SMALL = 0.84375
 _ERF_T = 3.0          # t = _ERF_T / (_ERF_T + a) (erfc)
 _ERF_T2 = 2.0         # t = _ERF_T2 / (_ERF_T2 + a) (erf's tail)
@@ -326,12 +323,10 @@ _ERFC_ONE = 2.0 ** -54  # erfc(a) rounds to 1 below
 # by Estrin's scheme: a vector loop over these functions is bound by the latency of its longest
 # chain of dependent operations, not by their number (Horner's 24 chained FMAs made erfc 40 %
 # slower than Estrin's 5 levels).
-_EXP_C = (0.5, 0.16666666666666666, 0.041666666666666664, 0.008333333333333333,
-          0.001388888888888889, 0.0001984126984126984, 2.48015873015873e-05,
-          2.7557319223985893e-06, 2.755731922398589e-07, 2.505210838544172e-08,
-          2.08767569878681e-09, 1.6059043836821613e-10)
-
-
+_EXP_C = (0.5, 0.16666666666666685, 0.04166666666666599, 0.00833333333331466,
+          0.001388888888914876, 0.00019841269902305095, 2.4801586886257635e-05,
+          2.755722891958338e-06, 2.755760037076836e-07, 2.5114112976775953e-08,
+          2.0824893304531395e-09)
 # e^r as _exp_poly with 10 terms for erf's tail, which needs erfc only to ~1e-16 relative:
 # minimax weighted by r^2 / e^r (scripts/fit_erf.py), relative error 1.1e-17 on
 # |r| <= ln2/2 + 0.006 (4 Estrin levels, as the 12 terms of _EXP_C, but 2 FMAs fewer)
@@ -339,6 +334,7 @@ _EXP_C10 = (0.5000000000000012, 0.16666666666666366, 0.04166666666651052, 0.0083
             0.0013888888949457334, 0.0001984126947046331, 2.4801486511107176e-05,
             2.7557605335686943e-06, 2.7632760175716484e-07, 2.4998212805972656e-08)
 _SHIFT = 6755399441055744.0    # 1.5 * 2^52: x + _SHIFT rounds x to an integer in the low bits
+_SHIFT_BITS = np.int64(0x4338000000000000)   # its bits
 
 
 @inline
@@ -352,9 +348,10 @@ def _exp_poly(r):
 
 
 @inline
-def _exp_poly_scaled(r, kf):
-    # e^r 2^k as _exp_scaled, with _exp_poly for e^r
-    k = np.int64(np.int32(kf))
+def _exp_poly_scaled(r, km):
+    # e^r 2^k as _exp_scaled, with _exp_poly for e^r; k is held by the shifter km = k +
+    # 1.5 * 2^52 (its bits minus the shifter's are k, exactly)
+    k = f64_bits(km) - _SHIFT_BITS
     k1 = k >> _I1
     return bits_f64(f64_bits(_exp_poly(r)) + (k1 << _I52)) * _pow2(k - k1)
 
@@ -372,9 +369,9 @@ def _erf_tail_poly(u):
 
 
 @inline
-def _erfc_tail_poly(u):
-    # Q(u) with P(t) = C0 + u Q(u), t = u + _ERFC_P_MID, for erfc: a in [0, 27.3]
-    return _estrin(_ERFC_Q, u)
+def _erfc_tail_factor(u):
+    # D(u) with erfc(a) = t exp(-a^2 + C0_HI + 2u) (1 + D(u)), t = u + _ERFC_P_MID
+    return _estrin(_ERFC_D, u)
 
 
 @inline
@@ -417,18 +414,22 @@ def _erfc_tail(a):
     u = t - _ERFC_P_MID
     eta = (_fma(-t, d, _ERF_T) - t * d_lo) * (1.0 / _ERF_T)
     kappa = _ERFC_K0 + u * (_ERFC_K1 + u * _ERFC_K2)
-    zh = bits_f64(f64_bits(a) & _HI32)             # a with 21 mantissa bits: zh^2 exact
-    # exponent -a^2 + P(t) = (-zh^2 + C0_HI) + s
-    s = (_ERFC_C0_LO + u * _erfc_tail_poly(u)) - (a - zh) * (a + zh)
-    b = -(zh * zh)
-    # k from a quadratic estimate of P (within 0.005: |r| <= ln2/2 + 0.005, in _exp_poly's
-    # range), so that k, k ln2_hi and k ln2_lo need not wait for the long polynomial
-    kf = np.floor((b + (_ERFC_E0 + u * (_ERFC_E1 + u * _ERFC_E2))) * _INV_LN2 + 0.5)
-    # r = (((b - k ln2_hi) + C0_HI) + s) - k ln2_lo in this order, the first two steps exact
-    r = _strict_add(_strict_add(_strict_sub_mul(b, kf, LN2_HI), _ERFC_C0_HI), s)
-    r = _strict_sub_mul(r, kf, LN2_LO)
-    te = t * _exp_poly_scaled(r, kf)
-    return _fma(te, eta * kappa, te)
+    dp = _erfc_tail_factor(u)
+    # exponent -a^2 + C0_HI + 2u = (bc - k ln2_hi) + 2u - (a^2 - zh^2 + k ln2_lo), bc =
+    # C0_HI - zh^2; zh = a with 21 mantissa bits (zh^2 exact), so for a >= 0.5 bc and
+    # bc - k ln2_hi are exact (multiples of 2^-42 below 2^10); the small last term (<= 1.5e-3)
+    # is rounded off the critical path, r in two roundings. Everything but 2u is known before
+    # the division: k = round(bc / ln2 + 2u / ln2) by the shifter needs one FMA after it.
+    zh = bits_f64(f64_bits(a) & _HI32)
+    bc = _strict_sub(_ERFC_C0_HI, zh * zh)
+    u2 = u + u
+    km = _strict_add(_fma(u, 2.0 * _INV_LN2, bc * _INV_LN2), _SHIFT)
+    kf = _strict_sub(km, _SHIFT)
+    r = _strict_sub(_strict_add(_strict_sub_mul(bc, kf, LN2_HI), u2),
+                    _fma(kf, LN2_LO, (a - zh) * (a + zh)))
+    te = t * _exp_poly_scaled(r, km)
+    # te (1 + D + eta kappa): D in [0, 0.32] and the correction of t (~1e-16) summed first
+    return _fma(te, _fma(eta, kappa, dp), te)
 
 
 @inline
