@@ -1,13 +1,14 @@
-"""Polynomial fits of kernels/vmath.py's erf (issue 12, item 4, round three).
+"""Polynomial fits of kernels/vmath.py's erf and erfc (issue 12, item 4, round three).
 
     python scripts/fit_erf.py [--scan]
 
-Prints the coefficient tuples of vmath.py's erf (``_ERF_S``, ``_ERF_P`` with its ``_ERF_P_MID``,
-``_EXP_C10``, the quadratic estimate ``_ERF_E0..2``) and, for each fit, the measured maximum
+Prints the coefficient tuples of vmath.py's erf and erfc (``_ERF_S``, ``_ERF_P`` with its
+``_ERF_P_MID``, ``_EXP_C10``, the quadratic estimate ``_ERF_E0..2``, ``_EXP_C``, ``_ERFC_C0_HI``,
+``_ERFC_D``) and, for each fit, the measured maximum
 weighted error with the coefficients rounded to double (evaluated exactly, in 40 digits, on
 a grid of 4,000 points that includes the interval ends). ``--scan`` tries other constants c
 of t = c / (c + a) and term counts, for erf's tail and for erfc (a few minutes). Takes about
-20 s on one core.
+a minute on one core.
 
 Method: weighted minimax (Lawson's iteratively reweighted least squares, 40 passes, on 600
 Chebyshev points; each pass solves for a correction in float64 from residuals in 40-digit
@@ -17,16 +18,21 @@ matters:
 
 - exp:  e^r = 1 + r + r^2 E(r), |r| <= ln2/2 + 0.006 (k from an estimate of the exponent
         within 0.005); w = r^2 / e^r (the relative error of e^r), so E need not be accurate
-        near r = 0: 10 terms for 1.1e-17 (Taylor: 12 terms for 5e-18; 11 minimax: 9e-19).
+        near r = 0: 10 terms for 1.1e-17 (erf's _EXP_C10), 11 terms for 9e-19 (erfc's
+        _EXP_C; round two's Taylor polynomial: 12 terms for 5e-18).
 - S:    erf(a) = a + a S(a^2), z = a^2 in [0, 0.84375^2]; w = 1 / (1 + S): 11 terms,
         1.9e-17 (12 terms: 1.1e-17, the rounding of the coefficients dominates).
 - erf:  erfc(a) = t exp(-a^2 + P(t)), t = c / (c + a), a in [0.84375, 6] (erf = 1 - erfc
         needs erfc to ~1.3e-17 absolute, not relative); w = erfc(a), so the relative error
         may grow where erfc(a) is small. c = 2, 13 terms: 1.07e-17 (c = 3: 14 terms for
         1.4e-17, 18 terms unweighted in round two; c = 1.5, 4, 6 need more).
-- erfc: the same P on a in [0, 27.3] with w = 1 (erfc and gelu's lower tail keep their
-        relative precision): c = 3 stays best (25 terms 5e-17, 23 terms 5e-16; c = 2 and 4
-        are worse), so vmath's erfc polynomial was not changed in round three.
+- erfc: P on a in [0, 27.3] with w = 1 (erfc and gelu's lower tail keep their relative
+        precision): c = 3 stays best for P itself (25 terms 5e-17, 23 terms 5e-16; c = 2, 4
+        are worse). Round three moves only C0_HI + 2u into the exponent (2u is exact, so
+        the exponent is known but for one exact term before the division) and fits the
+        factor 1 + D(u) = exp(P - C0_HI - 2u) in [1, 1.32], w = 1 / (1 + D): 22 terms for
+        3.3e-17 (24: 8.8e-18). The slope 2 is the best of those tried (0, 1, 1.5, 2.5, 3)
+        and needs no rounding.
 """
 from __future__ import annotations
 
@@ -202,6 +208,23 @@ def erfc_fit(c, m, a_hi=27.3):
     return (c0_hi, c0_lo, q), mid, worst
 
 
+def erfc_factor_fit(m, slope=2.0, c=3.0, a_hi=27.3, c0_hi=-0.9436869663513789):
+    """D(u) = exp(P(t) - C0_HI - slope u) - 1 on a in [0, a_hi], weight 1 / (1 + D)."""
+    c = mp.mpf(c)
+    _, P = _tail_parts(c)
+    t_lo, t_hi = c / (c + a_hi), mp.mpf(1)
+    mid = float((t_lo + t_hi) / 2)
+
+    def f(t):
+        return mp.expm1(P(t) - c0_hi - slope * (t - mid))
+
+    def w(t):
+        return 1 / (1 + f(t))
+    cheb = weighted_minimax(f, w, t_lo, t_hi, m)
+    mono = [float(x) for x in to_monomial(cheb, t_lo, t_hi, mid)]
+    return mono, mid, max_error(mono, f, w, t_lo, t_hi, mid)
+
+
 def _fmt(name, xs):
     return f"{name} = ({', '.join(repr(x) for x in xs)})"
 
@@ -220,6 +243,10 @@ def main(argv=None):
         for c in (2.0, 3.0, 4.0, 6.0):
             for m in (20, 22, 24):
                 print("erfc c", c, m, "terms:", mp.nstr(erfc_fit(c, m)[2], 3))
+        for slope in (0.0, 1.0, 1.5, 2.0, 2.5, 3.0):
+            for m in (22, 24):
+                print("erfc factor, slope", slope, m, "terms:",
+                      mp.nstr(erfc_factor_fit(m, slope)[2], 3))
         return 0
     mono, err = exp_fit(10, reach)
     print(f"# exp: |r| <= {reach}, max relative error {mp.nstr(err, 3)}")
@@ -235,6 +262,17 @@ def main(argv=None):
     print(f"# quadratic estimate of P (least squares), max error {est_err:.2g}")
     for i, e in enumerate(est):
         print(f"_ERF_E{i} = {e!r}")
+    mono, err = exp_fit(11, reach)
+    print(f"# exp for erfc: max relative error {mp.nstr(err, 3)}")
+    print(_fmt("_EXP_C", mono))
+    # C0_HI: round two's P(t_mid) rounded to a multiple of 2^-42, kept (any such value near
+    # P(t_mid) serves: D absorbs the difference)
+    c0_hi = -0.9436869663513789
+    assert c0_hi * 2 ** 42 == round(c0_hi * 2 ** 42)
+    print(f"_ERFC_C0_HI = {c0_hi!r}")
+    mono, mid, err = erfc_factor_fit(22, c0_hi=c0_hi)
+    print(f"# erfc's factor 1 + D: max relative error {mp.nstr(err, 3)}")
+    print(_fmt("_ERFC_D", mono))
     return 0
 
 
