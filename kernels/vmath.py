@@ -19,8 +19,9 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
 - ``tanh``     Cephes ``tanh.c``: rational for |x| < 0.625, else 1 - 2 / (exp(2|x|) + 1);
                exactly odd (sign by bit-copy), exactly +-1 for |x| >= 19.1;
 - ``erf`` / ``erfc`` own polynomial fits (an odd polynomial below 0.84375, else
-               t exp(-x^2 + P(t)) with t = c / (c + |x|): one division and one exp, for
-               erfc the exponent carried exactly; ``scripts/fit_erf.py`` computes the
+               t exp(-x^2 + P(t)) with t = c / (c + |x|), for erfc written
+               t exp(-x^2 + C0 + 2u) (1 + D(u)): one division and one exp, for erfc the
+               exponent carried exactly; ``scripts/fit_erf.py`` computes the
                coefficients; bounds derived and measured, see the section);
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
@@ -247,40 +248,38 @@ def tanh(x):
 # Branch-free (every lane evaluates every part, selects pick), with a = |x|:
 #
 #   erf,  a < 0.84375:  erf(a) = a + a S(a^2), S a polynomial of degree 10;
-#   erfc, every a:      erfc(a) = t exp(-a^2 + P(t)), t = 3 / (3 + a), P a polynomial in
-#                       u = t - t_mid (erf beyond 0.84375 is 1 - erfc, with a cheaper P in
-#                       t = 2 / (2 + a)).
+#   erf,  a >= 0.84375: 1 - t exp(-a^2 + P(t)), t = 2 / (2 + a), P a polynomial in
+#                       u = t - t_mid (P = log(erfc(a) e^(a^2) / t));
+#   erfc, every a:      t exp(-a^2 + C0_HI + 2u) (1 + D(u)), t = 3 / (3 + a), u = t - t_mid,
+#                       D = exp(P(t) - C0_HI - 2u) - 1 in [0, 0.32].
 #
 # One division and one exp per element. (fdlibm's s_erf.c, used before, evaluates four
-# rationals and two exps: five divisions, about twice the time; docs/performance.md.) The
-# polynomials approximate erf(a)/a - 1 on z = a^2 in [0, 0.84375^2] and log(erfc(a) e^(a^2) / t)
-# on two ranges:
+# rationals and two exps: five divisions, about twice the time; docs/performance.md.) All
+# fits are weighted minimax (scripts/fit_erf.py: Lawson's iteration in 40-digit mpmath, then
+# monomials rounded to double); errors measured with the rounded coefficients:
 #
-#   _ERF_S:  weighted minimax (scripts/fit_erf.py: Lawson's iteration in 40-digit mpmath,
-#            then monomials rounded to double), 11 terms, relative error of 1 + S <= 1.9e-17;
+#   _ERF_S:  11 terms, relative error of 1 + S <= 1.9e-17;
 #   _ERF_P:  a in [0.84375, 6] (erf only needs erfc to ~2e-17 absolute; erf(a) = 1 beyond
-#            5.93), t = 2 / (2 + a), minimax weighted by erfc(a) (the relative error may grow
-#            where erfc is small): 13 terms, |error| * erfc(a) <= 1.1e-17 with the
-#            coefficients rounded (round two: Chebyshev interpolation in t = 3 / (3 + a),
-#            18 terms, 1.3e-17);
-#   erfc:    a in [0, 27.3] (erfc rounds to 0 beyond), 25 terms, P = C0 + u Q(u) with C0
-#            split as C0_HI (a multiple of 2^-42) + C0_LO; |error| <= 8e-17 with the
-#            coefficients rounded (Chebyshev interpolation in 50-digit mpmath; the minimax
-#            needs as many terms for this bound, scripts/fit_erf.py --scan).
+#            5.93), weighted by erfc(a) (the relative error may grow where erfc is small):
+#            13 terms, |error| * erfc(a) <= 1.1e-17;
+#   _ERFC_D: a in [0, 27.3] (erfc rounds to 0 beyond), 22 terms, relative error of 1 + D
+#            <= 3.9e-17. (Round two had P itself in the exponent, 25 terms: the exponent and
+#            the exp then waited for the whole polynomial; now only the exact 2u waits for
+#            the division, and the slope 2 also makes 1 + D flat, so D needs fewer terms.)
 #
-# sum |c_i| |u|^i is 1.4 and 1.9, so the roundings of the evaluation (Estrin's scheme, see
-# _EXP_C) stay a few 1e-17. For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
-# (a - zh)(a + zh) with zh = a cut to 21 significant bits (zh^2 exact), and zh^2 - k ln2_hi
-# + C0_HI is exact too for a >= 0.5 (multiples of 2^-42 below 4), so the large part is
-# rounded once, in k ln2_lo (below 0.5 the exponent is O(1) and its roundings are ~1e-16
-# absolute). The two roundings of t are corrected (see _erfc_tail). Error budget of erfc,
-# relative, in units of 2^-53: P (truncation, coefficients, evaluation) ~1, the reduced
-# exponent's last roundings ~0.5, e^r (Taylor, < 5e-18 truncation) and its assembly ~0.7, the
-# final product 0.5: ~3 ulp, the measured maximum against mpmath (gelu adds the product and
-# the halving: 4 ulp).
+# The roundings of the evaluation (Estrin's scheme, see _EXP_C) stay a few 1e-17 (for D,
+# sum |d_i| |u|^i = 0.32). For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
+# (a - zh)(a + zh) with zh = a cut to 21 significant bits (zh^2 exact), and C0_HI - zh^2 -
+# k ln2_hi is exact too for a >= 0.5 (multiples of 2^-42 below 2^10); r is then rounded
+# twice, adding 2u and subtracting the small rest (below 0.5 the exponent is O(1) and its
+# roundings are ~1e-16 absolute). The two roundings of t are corrected (see _erfc_tail).
+# Error budget of erfc, relative, in units of 2^-53: D (truncation, coefficients,
+# evaluation) ~0.5, r's two roundings ~0.5, e^r (< 1e-18 truncation) and its assembly ~0.7,
+# the products t e and te (1 + D) 1: ~3 ulp, the measured maximum against mpmath (gelu adds
+# the product and the halving: 4 ulp).
 # erf: the small region within 1 ulp; beyond, 1 - erfc within 0.5 ulp plus erfc's absolute
-# error (<= 0.2 ulp of erf; its exp is _exp_poly10, relative error 1.1e-17): measured 1 ulp (tests/test_activations.py, for the AVX2 and the
-# AVX-512 builds, which give the same bits).
+# error (<= 0.2 ulp of erf; its exp is _exp_poly10, relative error 1.1e-17): measured 1 ulp
+# (tests/test_activations.py, for the AVX2 and the AVX-512 builds, which give the same bits).
 _ERF_S = (0.12837916709551256, -0.37612638903183376, 0.11283791670934191,
           -0.026866170640580778, 0.005223977574577207, -0.000854832369749099,
           0.0001205519697150572, -1.492206325021772e-05, 1.6400936998646405e-06,
@@ -317,9 +316,10 @@ _ERFC_ZERO = 27.3     # erfc(a) < 2^-1075 (rounds to 0) beyond
 _ERFC_ONE = 2.0 ** -54  # erfc(a) rounds to 1 below
 
 
-# e^r for |r| <= ln2/2 + 2^-30 without a division, for the erf paths: 1 + r + r^2 E(r) with
-# E the Taylor polynomial 1/2! + r/3! + ... + r^11/13! (truncation below r^14/14! e^r < 5e-18,
-# 0.02 ulp; rounding: r^2 E(r) < 0.07 is added to r first, then 1). Polynomials are evaluated
+# e^r for |r| <= ln2/2 + 0.006 without a division, for erfc: 1 + r + r^2 E(r) with E of 11
+# terms, minimax weighted by r^2 / e^r (scripts/fit_erf.py; relative error 9e-19; round two
+# used the 12-term Taylor polynomial, 5e-18; rounding: r^2 E(r) < 0.07 is added to r first,
+# then 1). Polynomials are evaluated
 # by Estrin's scheme: a vector loop over these functions is bound by the latency of its longest
 # chain of dependent operations, not by their number (Horner's 24 chained FMAs made erfc 40 %
 # slower than Estrin's 5 levels).
@@ -329,7 +329,7 @@ _EXP_C = (0.5, 0.16666666666666685, 0.04166666666666599, 0.00833333333331466,
           2.0824893304531395e-09)
 # e^r as _exp_poly with 10 terms for erf's tail, which needs erfc only to ~1e-16 relative:
 # minimax weighted by r^2 / e^r (scripts/fit_erf.py), relative error 1.1e-17 on
-# |r| <= ln2/2 + 0.006 (4 Estrin levels, as the 12 terms of _EXP_C, but 2 FMAs fewer)
+# |r| <= ln2/2 + 0.006 (4 Estrin levels, as the 11 terms of _EXP_C, one FMA fewer)
 _EXP_C10 = (0.5000000000000012, 0.16666666666666366, 0.04166666666651052, 0.008333333333517998,
             0.0013888888949457334, 0.0001984126947046331, 2.4801486511107176e-05,
             2.7557605335686943e-06, 2.7632760175716484e-07, 2.4998212805972656e-08)
