@@ -9,7 +9,9 @@ temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) v
 - after:  ``activations.activate`` / ``activate_derivative`` in place (what markov runs) and
           plain loops over ``vmath.erf`` / ``vmath.erfc``;
 - before: the same loops over the fdlibm erf / erfc of ``activations_before.py`` (the code
-          before issue 12), so before and after are measured in one run.
+          before issue 12) and over round two's erf / erfc / gelu (``activations_round2.py``,
+          issue 12's first own fits), so fdlibm / round two / round three (after) are
+          measured in one run.
 
 The figure quoted is the minimum over the repeats (the machine is shared: the median moves
 with other load, the minimum much less). Prints a table and writes
@@ -37,7 +39,10 @@ from isa import (AVX512_FEATURES, HASWELL_FEATURES, host_has_avx512,  # noqa: E4
 #: (label, after, before): the before / after pairs of the summary
 RATIOS = (("erf", "vmath.erf loop (after)", "fdlibm erf loop (before)"),
           ("erfc", "vmath.erfc loop (after)", "fdlibm erfc loop (before)"),
-          ("gelu", "gelu value loop (after)", "fdlibm gelu loop (before)"))
+          ("gelu", "gelu value loop (after)", "fdlibm gelu loop (before)"),
+          ("erf vs round two", "vmath.erf loop (after)", "round-two erf loop (before)"),
+          ("erfc vs round two", "vmath.erfc loop (after)", "round-two erfc loop (before)"),
+          ("gelu vs round two", "gelu value loop (after)", "round-two gelu loop (before)"))
 
 TARGETS = {"avx512": ("skylake-avx512", AVX512_FEATURES), "avx2": ("haswell", HASWELL_FEATURES)}
 
@@ -47,6 +52,7 @@ def worker(quick: bool) -> dict:
     import numpy as np
 
     import activations_before as before
+    import activations_round2 as round2
     from mcsim.kernels import activations as K
     from mcsim.kernels import vmath
     from mcsim.kernels.jit import inline, kernel, set_threads
@@ -78,7 +84,10 @@ def worker(quick: bool) -> dict:
     loops = {"vmath.erf loop (after)": vmath.erf, "vmath.erfc loop (after)": vmath.erfc,
              "gelu value loop (after)": gelu_after,
              "fdlibm erf loop (before)": before.erf, "fdlibm erfc loop (before)": before.erfc,
-             "fdlibm gelu loop (before)": before.gelu}
+             "fdlibm gelu loop (before)": before.gelu,
+             "round-two erf loop (before)": round2.erf,
+             "round-two erfc loop (before)": round2.erfc,
+             "round-two gelu loop (before)": round2.gelu}
     for name, f in loops.items():
         fn = loop(f)
         cases[name] = (lambda fn=fn: fn(x, buf))
