@@ -143,10 +143,12 @@ def _btrs_proposal(ua, ub, count, a, b, c, v_r, alpha, m, bound_m):
     return accept, kc
 
 
-@inline
+@kernel
 def _binomial_proposals(n, k0, k1, ctr, c1, c2, c3, out, ok):
     # one proposal per lane i < len(ctr) at its counter ctr[i] (advanced): out[i] = the
-    # binomial if ok[i]. One loop body for every lane, vectorised.
+    # binomial if ok[i]. One loop body for every lane, vectorised. A function of its own,
+    # not inlined: the sampler calls it in six places, and six inlined copies of its vector
+    # loops made the sampler's compilation take many minutes and gigabytes.
     if n <= POPCOUNT_MAX_N:
         for i in range(ctr.shape[0]):
             x0, x1, x2, x3 = _words(k0, k1, ctr[i], c1[i], c2[i], c3[i])
@@ -190,7 +192,7 @@ def _mt_proposal(k0, k1, pos, c1, c2, c3, d, c):
     return accept, x, d * v3
 
 
-@inline
+@kernel
 def _chi2_proposals(dof, k0, k1, ctr, c1, c2, c3, out, ok):
     # one proposal per lane i < len(ctr) for chi^2 with dof[i] (float64, integral) degrees
     # of freedom at counter ctr[i] (advanced by the counters used: 0, 1 or 2): out[i] the
