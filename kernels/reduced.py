@@ -132,7 +132,10 @@ def _stirling_tail(k):
     return (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / 1260.0 / k1sq) / k1sq) / k1
 
 
-@inline
+# _binomial_half and _chi2 are functions of their own, not inlined: the samplers call them in
+# up to seven places, and as many inlined copies of the rejection loops made the sampler's
+# compilation take minutes and gigabytes (same operations, same bits either way)
+@kernel
 def _binomial_half(n, key, block, network, st):
     """Binomial(n, 1/2), n >= 0 (int64)."""
     if n <= 0:
@@ -195,7 +198,7 @@ def _gamma_ge1(shape, key, block, network, st):
             return d * v
 
 
-@inline
+@kernel
 def _chi2(dof, key, block, network, st):
     """chi^2 with dof >= 0 (int64) degrees of freedom."""
     if dof <= 0:
