@@ -48,20 +48,24 @@ __all__ = ["sample_wishart", "draw_bartlett_batch"]
 
 
 @exact
-def _divide_by_pivot(s, p):
-    # s / p for a pivot p > 0, else 0 (zero column of a semidefinite factor); IEEE division
-    return s / p if p > 0.0 else 0.0
+def _divide_by_pivots(acc, p, out):
+    # out[i] = acc[i] / p[i] for a pivot p[i] > 0, else 0 (zero column of a semidefinite
+    # factor): one lane loop in IEEE arithmetic (no reciprocal rewriting)
+    for i in range(out.shape[0]):
+        out[i] = acc[i] / p[i] if p[i] > 0.0 else 0.0
 
 
 @exact
-def _pivot(d, tol):
-    # the diagonal entry of the factor: sqrt(d) above the tolerance, else 0; IEEE sqrt
-    return np.sqrt(d) if d > tol else 0.0
+def _pivots(acc, tol, out):
+    # out[i] = sqrt(acc[i]) above the tolerance tol[i], else 0: the factor's diagonal
+    for i in range(out.shape[0]):
+        out[i] = np.sqrt(acc[i]) if acc[i] > tol[i] else 0.0
 
 
 @exact
-def _root(x):
-    return np.sqrt(x)
+def _roots(x, out):
+    for i in range(out.shape[0]):
+        out[i] = np.sqrt(x[i])
 
 
 # --- the factor C of every lane ------------------------------------------------------------
@@ -69,7 +73,7 @@ def _root(x):
 def _cholesky_lanes(G, C, acc, tol, same):
     """C[:, :, i] lower triangular with C C^T = G[:, :, i] for every lane i, as
     ``common.psd_cholesky``; G, C (k, k, LANES); scratch acc, tol (LANES,), same (LANES,)
-    bool."""
+    int64."""
     k = G.shape[0]
     lanes = G.shape[2]
     for i in range(lanes):
@@ -86,47 +90,53 @@ def _cholesky_lanes(G, C, acc, tol, same):
             for c in range(t):
                 for i in range(lanes):
                     acc[i] = acc[i] - C[j, c, i] * C[t, c, i]
-            for i in range(lanes):
-                C[j, t, i] = _divide_by_pivot(acc[i], C[t, t, i])
+            _divide_by_pivots(acc, C[t, t], C[j, t])
         for i in range(lanes):
             acc[i] = G[j, j, i]
         for c in range(j):
             for i in range(lanes):
                 acc[i] = acc[i] - C[j, c, i] * C[j, c, i]
-        for i in range(lanes):
-            C[j, j, i] = _pivot(acc[i], tol[i])
+        _pivots(acc, tol, C[j, j])
         for c in range(j + 1, k):
             for i in range(lanes):
                 C[j, c, i] = 0.0
         # a row of G equal to an earlier row: that row of C (the first such row wins)
         for r in range(j - 1, -1, -1):
             for i in range(lanes):
-                same[i] = True
+                same[i] = 1
             for c in range(k):
                 for i in range(lanes):
-                    same[i] = same[i] & (G[r, c, i] == G[j, c, i])
-            for c in range(k):
-                for i in range(lanes):
-                    C[j, c, i] = C[r, c, i] if same[i] else C[j, c, i]
+                    same[i] = same[i] & (1 if G[r, c, i] == G[j, c, i] else 0)
+            hits = 0
+            for i in range(lanes):      # an integer count: no rounding, any order
+                hits += same[i]
+            if hits > 0:
+                for c in range(k):
+                    for i in range(lanes):
+                        C[j, c, i] = C[r, c, i] if same[i] != 0 else C[j, c, i]
 
 
 # --- the factor A of every lane ------------------------------------------------------------
 @inline
-def _normals(A, rows, cols, k0, k1, ctr, c1, c2, c3):
-    # A[rows[e], cols[e], i] for e = 0..len(rows)-1: normals of lane i, two per counter
-    # (entries 2p and 2p + 1 from counter ctr[i] + p), ctr advanced by the counters used
+def _normals(A, rows, cols, k0, k1, ctr, c1, c2, c3, x, y):
+    # A[cols[e], rows[e], i] (transposed, see _bartlett) for e = 0..len(rows)-1: normals of
+    # lane i, two per counter (entries 2p and 2p + 1 from counter ctr[i] + p), ctr advanced
+    # by the counters used; x, y (LANES,) scratch
     m = rows.shape[0]
     lanes = ctr.shape[0]
     for p in range((m + 1) // 2):
+        q = np.uint64(p)
+        for i in range(lanes):
+            ua, ub = _uniforms(k0, k1, ctr[i] + q, c1[i], c2[i], c3[i])
+            x[i], y[i] = _box_muller(ua, ub)
         e = 2 * p
         ra, ca = rows[e], cols[e]
-        rb, cb = rows[min(e + 1, m - 1)], cols[min(e + 1, m - 1)]
         for i in range(lanes):
-            ua, ub = _uniforms(k0, k1, ctr[i] + np.uint64(p), c1[i], c2[i], c3[i])
-            x, y = _box_muller(ua, ub)
-            A[ca, ra, i] = x            # stored transposed: A[col, row] (see _bartlett)
-            if e + 1 < m:
-                A[cb, rb, i] = y
+            A[ca, ra, i] = x[i]
+        if e + 1 < m:
+            rb, cb = rows[e + 1], cols[e + 1]
+            for i in range(lanes):
+                A[cb, rb, i] = y[i]
     used = np.uint64((m + 1) // 2)
     for i in range(lanes):
         ctr[i] += used
@@ -143,8 +153,7 @@ def _bartlett(n, k, k0, k1, ctr, c1, c2, c3, At, dof, s, ok, scr, rows, cols):
             for i in range(lanes):
                 dof[i] = np.float64(n - j)
             _chi2_pass(dof, k0, k1, ctr, c1, c2, c3, s, ok, scr)
-            for i in range(lanes):
-                At[j, j, i] = _root(s[i])
+            _roots(s, At[j, j])
         m = 0
         for j in range(k):              # below the diagonal, column by column
             for a in range(j + 1, k):
@@ -152,7 +161,7 @@ def _bartlett(n, k, k0, k1, ctr, c1, c2, c3, At, dof, s, ok, scr, rows, cols):
                 cols[m] = j
                 m += 1
         if m > 0:
-            _normals(At, rows[:m], cols[:m], k0, k1, ctr, c1, c2, c3)
+            _normals(At, rows[:m], cols[:m], k0, k1, ctr, c1, c2, c3, dof, s)
         return k
     m = 0
     for u in range(n):                  # eps^T: unit by unit, inputs 0..k-1
@@ -160,33 +169,36 @@ def _bartlett(n, k, k0, k1, ctr, c1, c2, c3, At, dof, s, ok, scr, rows, cols):
             rows[m] = a
             cols[m] = u
             m += 1
-    _normals(At, rows[:m], cols[:m], k0, k1, ctr, c1, c2, c3)
+    _normals(At, rows[:m], cols[:m], k0, k1, ctr, c1, c2, c3, dof, s)
     return n
 
 
 @inline
-def _next_metric(C, At, r, lower, cb, scale, T, G):
+def _next_metric(C, At, r, lower, cb, scale, T, G, acc):
     """G = cb + scale * (C A)(C A)^T for every lane; T (k, k, LANES) scratch holding
-    T[j, a] = (C A)[a, j]. lower: A lower triangular (Bartlett: A[c, j] = 0 for c < j)."""
+    T[j, a] = (C A)[a, j], acc (LANES,) scratch. lower: A lower triangular (Bartlett:
+    A[c, j] = 0 for c < j)."""
     k = C.shape[0]
     lanes = C.shape[2]
     for j in range(r):
         for a in range(k):
             for i in range(lanes):
-                T[j, a, i] = 0.0
+                acc[i] = 0.0
             for c in range(j if lower else 0, a + 1):
                 for i in range(lanes):
-                    T[j, a, i] = T[j, a, i] + C[a, c, i] * At[j, c, i]
+                    acc[i] = acc[i] + C[a, c, i] * At[j, c, i]
+            for i in range(lanes):
+                T[j, a, i] = acc[i]
     for a in range(k):
         for b in range(a, k):
             for i in range(lanes):
-                G[a, b, i] = T[0, a, i] * T[0, b, i]
+                acc[i] = T[0, a, i] * T[0, b, i]
             for j in range(1, r):
                 for i in range(lanes):
-                    G[a, b, i] = G[a, b, i] + T[j, a, i] * T[j, b, i]
+                    acc[i] = acc[i] + T[j, a, i] * T[j, b, i]
             for i in range(lanes):
-                G[a, b, i] = cb + scale * G[a, b, i]
-                G[b, a, i] = G[a, b, i]
+                G[a, b, i] = cb + scale * acc[i]
+                G[b, a, i] = cb + scale * acc[i]
 
 
 @parallel_kernel
@@ -218,7 +230,7 @@ def sample_wishart(key, first_block, n_blocks, block_size, inputs, widths, C_W, 
         dof = np.empty(LANES)
         s = np.empty(LANES)
         tol = np.empty(LANES)
-        same = np.empty(LANES, dtype=np.bool_)
+        same = np.empty(LANES, dtype=np.int64)
         ok = np.empty(LANES, dtype=np.bool_)
         rows = np.empty(k * k, dtype=np.int64)
         cols = np.empty(k * k, dtype=np.int64)
@@ -235,7 +247,7 @@ def sample_wishart(key, first_block, n_blocks, block_size, inputs, widths, C_W, 
                 n = widths[l]
                 _cholesky_lanes(G, C, s, tol, same)
                 r = _bartlett(n, k, k0, k1, ctr, c1, c2, c3, At, dof, s, ok, scr, rows, cols)
-                _next_metric(C, At, r, n >= k, C_b[l + 1], C_W[l + 1] / n, T, G)
+                _next_metric(C, At, r, n >= k, C_b[l + 1], C_W[l + 1] / n, T, G, s)
                 p = 0
                 for a in range(k):
                     for b in range(a, k):
