@@ -39,7 +39,8 @@ import numba
 import numpy as np
 
 from .activations import LINEAR
-from .chi2_batch import LANES, _chi2_pass, _scratch, _set_lanes, _uniforms
+from .chi2_batch import LANES, chi2_pass as _chi2_pass, lane_scratch as _scratch, \
+    lane_uniforms as _uniforms, set_lanes as _set_lanes
 from .common import MAX_CHUNKS, PIVOT_RTOL, check_sampler_shapes, chunk_range, input_metric
 from .jit import exact, inline, kernel, parallel_kernel
 from .rng import box_muller as _box_muller
