@@ -7,6 +7,11 @@ alternately (markov, reduced, markov, ...) so that load from other processes hit
 printed: medians and the ratio reduced / markov.
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_reduced.py [--quick] [--json OUT]
+        [--only linear:2 linear:4 ...] [--also wishart_v1]
+
+``--only ACT[:K]``: the cases of those activations (and numbers of inputs) only; ``--also
+SAMPLER``: time that sampler too in the same alternation (e.g. an older version of the
+reduced sampler), printed as its ratio over markov.
 """
 from __future__ import annotations
 
@@ -69,6 +74,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--only", nargs="+", metavar="ACT[:K]")
+    ap.add_argument("--also", metavar="SAMPLER")
     args = ap.parse_args(argv)
     from mcsim.kernels.jit import set_threads
     from mcsim.samplers import choose_sampler
@@ -78,17 +85,27 @@ def main(argv=None):
     print(f"{'activation':<11} {'k':>2} {'n':>6} {'reduced':<8} {'markov/s':>11} {'reduced/s':>12} "
           f"{'ratio':>8} | with moments: {'markov/s':>10} {'reduced/s':>11} {'ratio':>7}")
     for act, k, n, cw, cb in CASES:
+        if args.only and act not in args.only and f"{act}:{k}" not in args.only:
+            continue
         red_cfg = config(act, k, n, cw, cb, "auto", 1024)
         red = red_cfg.ensemble.sampler
         bs_markov = max(16, min(1024, (1 << 22) // (n * k * DEPTH)))
         m = rates(config(act, k, n, cw, cb, "markov", bs_markov), budget / repeats, repeats)
         r = rates(red_cfg, budget / repeats, repeats)
         res = {"markov": [], "reduced": [], "markov_run": [], "reduced_run": []}
+        o = None
+        if args.also:
+            o = rates(config(act, k, n, cw, cb, args.also, 1024), budget / repeats, repeats)
+            res.update(also=[], also_run=[])
         for _ in range(repeats):
             res["markov"].append(m[0]())
             res["reduced"].append(r[0]())
+            if o:
+                res["also"].append(o[0]())
             res["markov_run"].append(m[1]())
             res["reduced_run"].append(r[1]())
+            if o:
+                res["also_run"].append(o[1]())
         med = {key: float(np.median(v)) for key, v in res.items()}
         row = dict(activation=act, k=k, n=n, sampler=red, **med,
                    ratio=med["reduced"] / med["markov"], ratio_run=med["reduced_run"] / med["markov_run"])
@@ -96,6 +113,12 @@ def main(argv=None):
         print(f"{act:<11} {k:>2} {n:>6} {red:<8} {med['markov']:>11,.0f} {med['reduced']:>12,.0f} "
               f"{row['ratio']:>7,.0f}x | {'':>13} {med['markov_run']:>10,.0f} {med['reduced_run']:>11,.0f} "
               f"{row['ratio_run']:>6,.0f}x", flush=True)
+        if o:
+            row.update(also=args.also, ratio_also=med["also"] / med["markov"],
+                       ratio_also_run=med["also_run"] / med["markov_run"])
+            print(f"{'':<11} {'':>2} {'':>6} {args.also:<8} {'':>11} {med['also']:>12,.0f} "
+                  f"{row['ratio_also']:>7,.0f}x | {'':>13} {'':>10} {med['also_run']:>11,.0f} "
+                  f"{row['ratio_also_run']:>6,.0f}x", flush=True)
     if args.json:
         from _timing import machine_info
         with open(args.json, "w") as f:

@@ -51,7 +51,7 @@ from .rng import MASK32 as _MASK32, TWO_M53 as _TWO_M53, box_muller as _box_mull
     philox_block as _philox, stream_words as _stream_words, u53 as _u53, vlog as _log
 
 __all__ = ["sample_chi2", "draw_binomial_half_batch", "draw_chi2_batch", "LANES",
-           "POPCOUNT_MAX_N"]
+           "POPCOUNT_MAX_N", "chi2_pass", "lane_scratch", "set_lanes", "lane_uniforms"]
 
 #: networks per batch (a multiple of every vector width: the loop body takes every lane)
 LANES = 256
@@ -433,3 +433,15 @@ def draw_chi2_batch(key, block, dof, out):
     for t0 in range(0, out.shape[0], LANES):
         k0, k1 = _set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
         _chi2_pass(d, k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok, scr)
+
+
+# --- the batch machinery, for the other batch samplers (``wishart_batch``) -----------------
+#: ``chi2_pass(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)``: chi^2 of every lane
+chi2_pass = _chi2_pass
+#: ``lane_scratch()``: the scratch arrays of the retry rounds (``scr``)
+lane_scratch = _scratch
+#: ``set_lanes(key, first_block, block_size, t0, t_end, ctr, c1, c2, c3, where)``: the lanes'
+#: streams; returns the key words (k0, k1)
+set_lanes = _set_lanes
+#: ``lane_uniforms(k0, k1, pos, c1, c2, c3)``: the two 53-bit uniforms of one counter
+lane_uniforms = _uniforms

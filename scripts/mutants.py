@@ -433,6 +433,11 @@ MUTANTS = [
            'prediction=_dntk.prediction("P")',
            'prediction=_dntk.prediction("Q")',
            ("tests/test_dntk_compare.py",), "dntk_P compared with the predicted Q"),
+    # -- the wishart sampler, version 2 (kernels/wishart_batch.py) ---------------------------
+    Mutant("wishart-bartlett-dof", "kernels/wishart_batch.py",
+           "dof[i] = np.float64(n - j)", "dof[i] = np.float64(n + j)",
+           ("tests/test_reduced_samplers.py::test_bartlett_factor_against_scipy",),
+           "Bartlett diagonal A_jj^2 ~ chi^2_{n+j} instead of chi^2_{n-j}"),
 ]
 
 

@@ -128,7 +128,18 @@ _CHI2_LEAKY = {
     "ensemble": {"networks": 768, "seed": 3, "block_size": 256, "jackknife_bins": 3},
     "output": {"statistics": ["metric", "vertex"]},
 }
+#: the reduced sampler wishart (version 2, the batch kernel) and wishart_v1 (the wishart of
+#: earlier versions): Bartlett (n >= k) and eps^T (n < k) layers, a repeated input
+_WISHART = {
+    "network": {"input_dim": 3, "widths": [5, 2, 40, 3], "activation": "linear",
+                "C_W": [1.0, 1.3, 0.9, 1.1], "C_b": [0.0, 0.1, 0.05, 0.2]},
+    "inputs": {"values": [[1.0, -0.5, 0.25], [0.3, 0.8, -0.6], [1.0, -0.5, 0.25]]},
+    "ensemble": {"networks": 1000, "seed": 17, "block_size": 100, "jackknife_bins": 5},
+    "output": {"statistics": ["metric", "vertex", "six_point"]},
+}
 REDUCED = {
+    "wishart_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart"}},
+    "wishart_v1_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart_v1"}},
     "chi2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2"}},
     "chi2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2"}},
     "chi2_v1_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v1"}},

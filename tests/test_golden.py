@@ -17,7 +17,9 @@ Student-t run (``dense_k2_tanh_student_t_rademacher_biases``) was re-pinned on p
 z / sqrt(chi / nu), the same on AVX2 and AVX-512 builds; the last bits changed), and pinned
 then a second time with the default generator (``*_philox32``). The NTK and dNTK runs
 (``ntk_*``, ``dntk_*``) were first pinned when their kernels' sums got the fixed order of
-``kernels/reduce.py`` (issue 12 item 3; no other pin changed then). Any change of a number, of a dataset's shape or dtype, or a dataset
+``kernels/reduce.py`` (issue 12 item 3; no other pin changed then). The wishart runs
+(``wishart_k3_linear``: version 2, the batch kernel; ``wishart_v1_k3_linear``: version 1)
+were first pinned when wishart got its version 2 (no other pin changed then). Any change of a number, of a dataset's shape or dtype, or a dataset
 missing or added fails this test, naming the run and dataset.
 
 To re-pin after a change that is *meant* to change numbers (say why in the commit):

@@ -19,7 +19,7 @@ import mcsim
 from mcsim.config import config_from_dict
 from mcsim.errors import ConfigError
 
-INPUTS = np.random.default_rng(7).standard_normal((3, 4)).tolist()
+INPUTS = np.random.default_rng(7).standard_normal((4, 4)).tolist()
 
 
 def cfg_of(widths, act, k, sampler, seed=1, C_W=2.0, C_b=0.0, networks=16384, stats=None, **ens):
@@ -87,10 +87,12 @@ AGREE = {
     "linear-k1": dict(widths=[4, 9, 2], act="linear", k=1, C_W=1.0, C_b=0.3),
     "linear-k3": dict(widths=[4, 2, 6, 3], act="linear", k=3, C_W=[1.0, 1.2, 0.8, 1.0], C_b=[0.0, 0.1, 0.2, 0.0]),
     "linear-k3-wide": dict(widths=[40, 4, 3], act="linear", k=3, C_W=1.0, C_b=0.0),
+    "linear-k2": dict(widths=[4, 300, 5], act="linear", k=2, C_W=1.3, C_b=0.1),
+    "linear-k4": dict(widths=[4, 6, 3, 4], act="linear", k=4, C_W=[1.0, 1.1, 0.9, 1.2], C_b=[0.0, 0.2, 0.0, 0.1]),
 }
 EXPECTED = {"relu-4": "chi2", "relu-mixed": "chi2", "leaky-4": "chi2", "leaky-wide": "chi2",
             "perceptron": "chi2", "linear-k1": "chi2", "linear-k3": "wishart",
-            "linear-k3-wide": "wishart"}
+            "linear-k3-wide": "wishart", "linear-k2": "wishart", "linear-k4": "wishart"}
 
 
 def _run(case, sampler, seed):
@@ -114,14 +116,15 @@ def test_every_statistic_agrees_with_markov(case):
             assert z.max() < 5, (case, l, name, z.max())
 
 
-@pytest.mark.parametrize("act, per_width", [("relu", 5.0), ("linear", 2.0)])
-def test_fourth_moment_ratio_is_exact(act, per_width):
+@pytest.mark.parametrize("act, per_width, sampler", [("relu", 5.0, "chi2"), ("linear", 2.0, "chi2"),
+                                                     ("linear", 2.0, "wishart")])
+def test_fourth_moment_ratio_is_exact(act, per_width, sampler):
     """E[z^4] / E[z^2]^2 = 3 + kurtosis = 3 prod_{l' < l} (1 + c / n_l') with C_b = 0
-    (c = 5 for ReLU, 2 for linear), exactly at any width."""
+    (c = 5 for ReLU, 2 for linear), exactly at any width (wishart: k = 1, named)."""
     widths = [4, 6, 3, 5, 2]
-    cfg = cfg_of(widths, act, 1, "auto", seed=9, C_W=1.7, networks=1 << 18,
-                 stats=["metric", "vertex"])
-    assert cfg.ensemble.sampler == "chi2"
+    cfg = cfg_of(widths, act, 1, "auto" if sampler == "chi2" else sampler, seed=9, C_W=1.7,
+                 networks=1 << 18, stats=["metric", "vertex"])
+    assert cfg.ensemble.sampler == sampler
     res = mcsim.simulate(cfg, progress="off")
     for l in res.layers[1:]:
         exact = 3 * np.prod([1 + per_width / n for n in widths[:l - 1]])
@@ -267,3 +270,114 @@ def test_new_files_record_chi2_version_2(tmp_path):
     # and resume as chi2 (version 2)
     res = mcsim.simulate(cfg_of([4, 3], "relu", 1, "auto", networks=2048), output=path, progress="off")
     assert res.config.ensemble.sampler == "chi2"
+
+
+# --- wishart version 2 (batches of networks) and wishart_v1 ---------------------------------
+@pytest.mark.parametrize("n, k", [(3, 3), (50, 2), (7, 4), (2, 3)])
+def test_bartlett_factor_against_scipy(n, k):
+    """A A^T of the batch passes ~ Wishart_k(n, I) (singular for n < k): v^T A A^T v ~
+    |v|^2 chi^2_n for fixed v (Kolmogorov-Smirnov, three directions), and the entries'
+    means and variances (E W = n I, Var W_ab = n (1 + [a = b])) within 5 standard errors."""
+    from mcsim.kernels import rng, wishart_batch
+    m = 40_192
+    W = np.empty((m, k, k))
+    wishart_batch.draw_bartlett_batch(rng.seed_key(31 + n), 2, n, W)
+    assert np.array_equal(W, np.transpose(W, (0, 2, 1)))
+    if n < k:
+        assert np.all(np.linalg.matrix_rank(W[:200]) == n)
+    for v in (np.eye(k)[0], np.eye(k)[k - 1], np.arange(1.0, k + 1)):
+        q = np.einsum("a,mab,b->m", v, W, v) / (v @ v)
+        assert stats.kstest(q, "chi2", args=(n,)).pvalue > 1e-4, v
+    mean, var = np.full((k, k), 0.0) + n * np.eye(k), n * (1.0 + np.eye(k))
+    z = np.abs(W.mean(0) - mean) / np.sqrt(var / m)
+    assert z.max() < 5, z
+    # var of an entry: its 4th moment about the mean has scale var^2 (3 var^2 for Gaussian-ish)
+    zv = np.abs(W.var(0) - var) / np.sqrt(W.var(0) ** 2 * 10 / m)
+    assert zv.max() < 5, zv
+
+
+@pytest.mark.parametrize("widths, k", [([300, 5, 40], 2), ([6, 2, 4], 3)])
+def test_wishart_batch_network_numbers_independent_of_batch_and_threads(widths, k):
+    """As for chi2: network numbers depend on (key, block, network) only (full batches and
+    two threads, one-network blocks, other block groupings); with n < k in one layer."""
+    from mcsim.kernels import rng, wishart_batch
+    from mcsim.kernels.activations import LINEAR
+    from mcsim.kernels.jit import set_threads
+    key = rng.seed_key(23)
+    args = (np.array(INPUTS[:k]), np.array(widths, dtype=np.int64),
+            np.full(len(widths), 1.3), np.full(len(widths), 0.1), LINEAR, 0.0)
+    L1, m = len(widths) - 1, k * (k + 1) // 2
+    wide = np.empty((7, 300, L1, m))
+    wishart_batch.sample_wishart(key, 3, 7, 300, *args, wide)
+    grouped = np.empty((7, 300, L1, m))
+    set_threads(1)
+    try:
+        for lo, hi in ((0, 1), (1, 4), (4, 7)):
+            wishart_batch.sample_wishart(key, 3 + lo, hi - lo, 300, *args, grouped[lo:hi])
+        single = np.empty((7, 1, L1, m))
+        for b in range(7):
+            wishart_batch.sample_wishart(key, 3 + b, 1, 1, *args, single[b:b + 1])
+    finally:
+        set_threads(None)
+    assert np.array_equal(wide, grouped)
+    assert np.array_equal(wide[:, :1], single)
+    assert np.all(np.isfinite(wide)) and len(np.unique(wide[:, :, -1, 1])) > 1000
+
+
+def test_wishart_keeps_repeated_inputs_bitwise_equal():
+    """Identical inputs 0 and 2 (a singular Ghat): their Ghat entries stay bitwise equal
+    (psd_cholesky's repeated-row rule, lane by lane), and differ from input 1's."""
+    from mcsim.samplers import make_sampler
+    cfg = config_from_dict({
+        "network": {"input_dim": 4, "widths": [5, 2, 40], "activation": "linear", "C_W": 1.1, "C_b": 0.05},
+        "inputs": {"values": [INPUTS[0], INPUTS[1], INPUTS[0]]},
+        "ensemble": {"networks": 1024, "seed": 4, "sampler": "wishart", "block_size": 256},
+        "output": {"statistics": ["metric"]}})
+    out = np.empty((2, 256, 2, 6))
+    make_sampler(cfg, ("gram",)).sample(0, 2, out)
+    # packed pairs (0,0) (0,1) (0,2) (1,1) (1,2) (2,2)
+    assert np.array_equal(out[..., 0], out[..., 5]) and np.array_equal(out[..., 0], out[..., 2])
+    assert np.array_equal(out[..., 1], out[..., 4]) and not np.array_equal(out[..., 0], out[..., 3])
+
+
+def _as_written_before_version_2(path, sampler):
+    """Rewrite a `sampler`_v1 file as mcsim wrote it before that sampler's version 2."""
+    import json
+    import h5py
+    with h5py.File(path, "r+") as f:
+        raw = json.loads(f.attrs["config_json"])
+        assert raw["ensemble"]["sampler"] == sampler + "_v1" and f.attrs["sampler_version"] == 1
+        raw["ensemble"]["sampler"] = sampler
+        f.attrs["config_json"] = json.dumps(raw)
+        f.attrs["sampler"] = sampler
+        del f.attrs["sampler_version"]
+
+
+def test_a_file_of_wishart_before_version_2_resumes_with_its_kernel_bitwise(tmp_path):
+    import h5py
+    path = tmp_path / "old.h5"
+    widths = [30, 5, 3]
+    mcsim.simulate(cfg_of(widths, "linear", 2, "wishart_v1", networks=1024), output=path, progress="off")
+    _as_written_before_version_2(path, "wishart")
+    assert mcsim.open_result(path).config.ensemble.sampler == "wishart_v1"
+    resumed = mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=2048), output=path,
+                             progress="off")
+    assert resumed.config.ensemble.sampler == "wishart_v1"
+    ref = mcsim.simulate(cfg_of(widths, "linear", 2, "wishart_v1", networks=2048), progress="off")
+    new = mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=2048), progress="off")
+    assert new.config.ensemble.sampler == "wishart"
+    for l in ref.layers[1:]:
+        assert np.array_equal(ref.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
+        assert not np.array_equal(new.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["sampler"] == "wishart_v1" and f.attrs["sampler_version"] == 1
+    with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
+        mcsim.simulate(cfg_of(widths, "linear", 2, "wishart", networks=4096), output=path, progress="off")
+    # a new wishart file records version 2 and resumes as wishart
+    path2 = tmp_path / "new.h5"
+    mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=1024), output=path2, progress="off")
+    with h5py.File(path2, "r") as f:
+        assert f.attrs["sampler"] == "wishart" and f.attrs["sampler_version"] == 2
+    res = mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=2048), output=path2, progress="off")
+    assert res.config.ensemble.sampler == "wishart"
+    assert np.array_equal(res.layer(3).vertex.mean, new.layer(3).vertex.mean)

@@ -5,12 +5,15 @@
               variable with a binomial number of degrees of freedom per layer, O(L) random
               numbers per network (markov: O(n L));
 - ``wishart`` linear activation, any number of inputs: a Wishart matrix per layer by the
-              Bartlett decomposition, O(L k^2) random numbers per network.
+              Bartlett decomposition, O(L k^2) random numbers per network (version 2:
+              ``kernels.wishart_batch``, batches of networks).
 
 - ``chi2_v1`` the ``chi2`` of mcsim before its version 2 (network by network, other
               random numbers): never picked by "auto"; a file it wrote (``sampler = "chi2"``
               without a ``sampler_version`` attribute) reads as ``chi2_v1`` and resumes
               and extends with it, bitwise.
+- ``wishart_v1`` the ``wishart`` before its version 2 (``kernels.reduced.sample_wishart``,
+              network by network), kept for its files in the same way.
 
 All are exact for Gaussian weights and agree with ``markov`` in distribution, not bitwise
 (they draw other random numbers). ``sampler = "auto"`` picks them where they apply."""
@@ -89,12 +92,29 @@ class Chi2V1Sampler(Chi2Sampler):
 @register_sampler
 class WishartSampler(_Reduced):
     name = "wishart"
+    version = 2     # 1: network by network (now ``wishart_v1``); 2: batches of networks
     description = "linear activation, any k: Bartlett-decomposed Wishart per layer, O(L k^2) numbers"
     applies = "the linear activation (Gaussian weights)"
     auto_priority = 20
     example = {"activation": "linear", "inputs": [[1.0, 0.0], [0.6, 0.8]]}
     _kernel_name = "sample_wishart"
 
+    def _load_kernel(self):
+        from ..kernels import wishart_batch
+        return wishart_batch.sample_wishart
+
     @classmethod
     def exact_for(cls, cfg):
         return super().exact_for(cfg) and cfg.network.activation["name"] == "linear"
+
+
+@register_sampler
+class WishartV1Sampler(WishartSampler):
+    name = "wishart_v1"
+    version = 1
+    description = ("wishart as in mcsim before wishart version 2 (same law, other random "
+                   "numbers): resumes and extends files written by it, bitwise")
+    auto_priority = None
+
+    def _load_kernel(self):
+        return _Reduced._load_kernel(self)

@@ -172,9 +172,11 @@ def read_config(attrs: dict, path):
         if isinstance(ens, dict) and "generator" not in ens:
             # written before the setting existed: the only generator then (mcsim.generators)
             raw["ensemble"] = {**ens, "generator": LEGACY_GENERATOR}
-        if isinstance(ens, dict) and ens.get("sampler") == "chi2" and "sampler_version" not in attrs:
-            # chi2 before its version 2 (mcsim.samplers.reduced): kept as chi2_v1
-            raw["ensemble"] = {**raw["ensemble"], "sampler": "chi2_v1"}
+        if (isinstance(ens, dict) and ens.get("sampler") in ("chi2", "wishart")
+                and "sampler_version" not in attrs):
+            # chi2 / wishart before their version 2 (mcsim.samplers.reduced): kept as
+            # chi2_v1 / wishart_v1
+            raw["ensemble"] = {**raw["ensemble"], "sampler": ens["sampler"] + "_v1"}
         return config_from_dict(raw)
     except ResultFileError:
         raise
