@@ -78,7 +78,7 @@ def main(argv=None):
     ap.add_argument("--also", metavar="SAMPLER")
     args = ap.parse_args(argv)
     from mcsim.kernels.jit import set_threads
-    from mcsim.samplers import choose_sampler
+    from mcsim.samplers import SAMPLERS, choose_sampler
     set_threads(1)
     budget, repeats = (0.1, 3) if args.quick else (0.4, 5)
     rows = []
@@ -94,7 +94,7 @@ def main(argv=None):
         r = rates(red_cfg, budget / repeats, repeats)
         res = {"markov": [], "reduced": [], "markov_run": [], "reduced_run": []}
         o = None
-        if args.also:
+        if args.also and SAMPLERS[args.also].exact_for(red_cfg):   # (others: markov/reduced only)
             o = rates(config(act, k, n, cw, cb, args.also, 1024), budget / repeats, repeats)
             res.update(also=[], also_run=[])
         for _ in range(repeats):
