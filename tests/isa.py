@@ -4,11 +4,13 @@ Numba compiles for the host CPU unless NUMBA_CPU_NAME and NUMBA_CPU_FEATURES say
 (without NUMBA_CPU_FEATURES it would take the host's feature list, AVX-512 included, under
 any CPU name). Code built for Haswell (AVX2 + FMA) runs on every AVX2 and AVX-512 node, so
 numbers computed under `haswell_env` are the same on both kinds of CI node. Each target gets
-its own Numba cache directory so that caches of different targets never mix.
+its own Numba cache directory (the host build may use Numba's default cache: entries are keyed
+by CPU name and features, so targets never mix there either).
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 HASWELL_FEATURES = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+cx8,+f16c,+fma,+fxsr,+lzcnt,"
@@ -58,7 +60,6 @@ def golden_command(out) -> list[str]:
     """The command that writes the golden runs' hashes to ``out`` (``golden_runs.py``), in
     one process per core up to 2 (the compilation of their kernels dominates; each process
     compiles the kernels of other samplers)."""
-    import sys
     jobs = max(1, min(2, len(os.sched_getaffinity(0))))
     return [sys.executable, str(Path(__file__).resolve().parent / "golden_runs.py"), str(out),
             "-j", str(jobs)]
