@@ -51,7 +51,9 @@ from .rng import MASK32 as _MASK32, TWO_M53 as _TWO_M53, box_muller as _box_mull
     philox_block as _philox, stream_words as _stream_words, u53 as _u53, vlog as _log
 
 __all__ = ["sample_chi2", "draw_binomial_half_batch", "draw_chi2_batch", "LANES",
-           "POPCOUNT_MAX_N", "chi2_pass", "lane_scratch", "set_lanes", "lane_uniforms"]
+           "POPCOUNT_MAX_N", "chi2_pass", "lane_scratch", "set_lanes", "lane_uniforms",
+           "binomial_pass", "btrs_constants", "btrs_proposal", "lane_words", "mt_constants",
+           "mt_test", "chi2_retries"]
 
 #: networks per batch (a multiple of every vector width: the loop body takes every lane)
 LANES = 256
@@ -182,6 +184,14 @@ def _mt_proposal(k0, k1, pos, c1, c2, c3, d, c):
     ua, ub = _uniforms(k0, k1, pos, c1, c2, c3)
     x, _ = _box_muller(ua, ub)
     u, _ = _uniforms(k0, k1, pos + np.uint64(1), c1, c2, c3)
+    accept, g = _mt_test(x, u, d, c)
+    return accept, x, g
+
+
+@inline
+def _mt_test(x, u, d, c):
+    # Marsaglia-Tsang's test of the proposal (normal x, uniform u) for shape d + 1/3:
+    # (accepted, Gamma value d v^3). Squeeze u < 1 - 0.0331 x^4, else the exact log test.
     v = 1.0 + c * x
     v3 = v * v * v
     x2 = x * x
@@ -189,7 +199,7 @@ def _mt_proposal(k0, k1, pos, c1, c2, c3, d, c):
     lv = _log(v3 if v > 0.0 else 1.0)
     accept = (v > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (u <= 0.0)
                           | (lu < 0.5 * x2 + d * (1.0 - v3 + lv)))
-    return accept, x, d * v3
+    return accept, d * v3
 
 
 @kernel
@@ -288,6 +298,12 @@ def _binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr):
 def _chi2_pass(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr):
     # out[i] = chi^2 with dof[i] degrees of freedom, as _binomial_pass
     _chi2_proposals(dof, k0, k1, ctr, c1, c2, c3, out, ok)
+    _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+
+
+@inline
+def _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr):
+    # the lanes whose proposal was rejected (ok False): rounds of further proposals
     idx, rctr, rc1, rc2, rc3, rparam, rout, rok = scr
     m = _gather_rejected(ok, ctr, c1, c2, c3, dof, scr)
     while m > 0:
@@ -445,3 +461,17 @@ lane_scratch = _scratch
 set_lanes = _set_lanes
 #: ``lane_uniforms(k0, k1, pos, c1, c2, c3)``: the two 53-bit uniforms of one counter
 lane_uniforms = _uniforms
+#: ``binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)``: Binomial(n, 1/2) of every lane
+#: (bit count or BTRS)
+binomial_pass = _binomial_pass
+#: ``btrs_constants(n)`` / ``btrs_proposal(ua, ub, *constants)``: one BTRS proposal
+btrs_constants = _btrs_constants
+btrs_proposal = _btrs_proposal
+#: ``lane_words(k0, k1, pos, c1, c2, c3)``: the four 32-bit words of one counter
+lane_words = _words
+#: ``mt_constants(dof)`` / ``mt_test(x, u, d, c)``: Marsaglia-Tsang's constants and test
+mt_constants = _mt_constants
+mt_test = _mt_test
+#: ``chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)``: further proposals for the
+#: lanes with ok False (each at fresh counters, as ``chi2_pass``)
+chi2_retries = _chi2_retries

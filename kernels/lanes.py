@@ -28,7 +28,7 @@ from numba.extending import intrinsic
 
 from .jit import ORDERED_FASTMATH
 
-__all__ = ["is_c_f64", "dot_lanes", "relu_gram1_lanes", "relu_gram2_lanes"]
+__all__ = ["is_c_f64", "dot_lanes", "relu_gram1_lanes", "relu_gram2_lanes", "fma"]
 
 _LANES = 8
 _FLAGS = tuple(sorted(ORDERED_FASTMATH))
@@ -185,3 +185,19 @@ def relu_gram2_lanes(typingctx, x, y, full, c00, c10, c11):
         return _tuple_of_lanes(context, builder, tupty, _lane_loop(builder, full_, 3, body))
 
     return tupty(x, y, full, c00, c10, c11), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """fma(a, b, c) = a * b + c rounded once (float64, ``llvm.fma.f64``), for the few steps
+    whose rounding must not depend on whether the backend contracts a product into a sum
+    (that choice changes with the surrounding code; spelled out it cannot)."""
+    if not all(isinstance(t, types.Float) for t in (a, b, c)):
+        return None
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F64, [_F64] * 3),
+                                            "llvm.fma.f64")
+        return builder.call(fn, args)
+    return sig, codegen

@@ -111,9 +111,10 @@ NTK = {
     for kind in ("ntk", "dntk") for sampler in ("markov", "dense")
 }
 
-#: the reduced sampler chi2 (pinned with its version 2, the batch kernel) and chi2_v1 (the
-#: chi2 of earlier versions, which resumes their files): BTRS (n > 128) and bit-count
-#: binomials, chi-squared of both kinds, ReLU, leaky ReLU and perceptron
+#: the reduced sampler chi2 (version 3: alias-table binomials for 128 < n, paired
+#: chi-squared draws), chi2_v2 (its version 2, the batch kernel: BTRS for n > 128; its pins
+#: are those chi2 had as version 2) and chi2_v1 (the chi2 of earlier versions, which
+#: resumes their files): bit-count binomials, chi-squared of both kinds, ReLU and leaky ReLU
 _CHI2_RELU = {
     "network": {"input_dim": 3, "widths": [300, 5, 40, 2], "activation": "relu",
                 "C_W": [2.0, 1.5, 2.5, 1.0], "C_b": [0.1, 0.0, 0.3, 0.2]},
@@ -142,6 +143,8 @@ REDUCED = {
     "wishart_v1_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart_v1"}},
     "chi2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2"}},
     "chi2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2"}},
+    "chi2_v2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v2"}},
+    "chi2_v2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2_v2"}},
     "chi2_v1_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v1"}},
 }
 CONFIGS = {**LEGACY, **DEFAULT, **NTK, **REDUCED}

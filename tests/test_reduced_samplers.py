@@ -189,7 +189,7 @@ def test_auto_resumes_a_file_with_its_own_sampler(tmp_path):
         mcsim.simulate(cfg_of([4, 5, 3], "relu", 1, "chi2", networks=4096), output=path, progress="off")
 
 
-# --- chi2 version 2 (batches of networks) and chi2_v1 -------------------------------------
+# --- chi2 version 2 (batches of networks; now chi2_v2) and chi2_v1 -----------------------
 @pytest.mark.parametrize("act, widths", [("relu", [300, 5, 40]), ("leaky_relu", [4, 1000, 7]),
                                          ("perceptron", [129, 3]), ("linear", [6, 2])])
 def test_chi2_batch_network_numbers_independent_of_batch_and_threads(act, widths):
@@ -258,18 +258,6 @@ def test_a_file_of_chi2_before_version_2_resumes_with_its_kernel_bitwise(tmp_pat
     # ... and chi2 (version 2) named explicitly is refused: other numbers (file unchanged)
     with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
         mcsim.simulate(cfg_of(widths, "relu", 1, "chi2", networks=4096), output=path, progress="off")
-
-
-def test_new_files_record_chi2_version_2(tmp_path):
-    import h5py
-    path = tmp_path / "new.h5"
-    mcsim.simulate(cfg_of([4, 3], "relu", 1, "auto", networks=1024), output=path, progress="off")
-    with h5py.File(path, "r") as f:
-        assert f.attrs["sampler"] == "chi2" and f.attrs["sampler_version"] == 2
-    assert mcsim.open_result(path).config.ensemble.sampler == "chi2"
-    # and resume as chi2 (version 2)
-    res = mcsim.simulate(cfg_of([4, 3], "relu", 1, "auto", networks=2048), output=path, progress="off")
-    assert res.config.ensemble.sampler == "chi2"
 
 
 # --- wishart version 2 (batches of networks) and wishart_v1 ---------------------------------

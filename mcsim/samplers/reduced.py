@@ -3,11 +3,15 @@
 
 - ``chi2``    one input, ReLU / leaky ReLU / linear / perceptron, any C_W, C_b: a chi-squared
               variable with a binomial number of degrees of freedom per layer, O(L) random
-              numbers per network (markov: O(n L));
+              numbers per network (markov: O(n L)); version 3: the binomials of widths
+              129..65536 from exact alias tables (``binomial_table``);
 - ``wishart`` linear activation, any number of inputs: a Wishart matrix per layer by the
               Bartlett decomposition, O(L k^2) random numbers per network (version 2:
               ``kernels.wishart_batch``, batches of networks).
 
+- ``chi2_v2`` the ``chi2`` of version 2 (BTRS for every width above 128): never picked by
+              "auto"; a file it wrote (``sampler = "chi2"``, ``sampler_version`` 2) reads
+              as ``chi2_v2`` and resumes and extends with it, bitwise.
 - ``chi2_v1`` the ``chi2`` of mcsim before its version 2 (network by network, other
               random numbers): never picked by "auto"; a file it wrote (``sampler = "chi2"``
               without a ``sampler_version`` attribute) reads as ``chi2_v1`` and resumes
@@ -59,21 +63,44 @@ class _Reduced(Sampler):
 @register_sampler
 class Chi2Sampler(_Reduced):
     name = "chi2"
-    version = 2     # 1: network by network (now ``chi2_v1``); 2: batches of networks
+    # 1: network by network (now ``chi2_v1``); 2: batches of networks (now ``chi2_v2``);
+    # 3: the binomials from alias tables
+    version = 3
     description = ("one input, relu / leaky_relu / linear / perceptron: chi-squared with a "
                    "binomial number of degrees of freedom per layer, O(L) numbers per network")
     applies = "one input and activation relu, leaky_relu, linear or perceptron (Gaussian weights)"
     auto_priority = 30
     example = {"activation": "relu", "inputs": [[1.0, 0.0]]}
 
+    def __init__(self, cfg, quantities):
+        super().__init__(cfg, quantities)
+        from .binomial_table import binomial_tables
+        self._args = (*self._args, *binomial_tables(cfg.network.widths).arguments())
+
     def _load_kernel(self):
-        from ..kernels import chi2_batch
-        return chi2_batch.sample_chi2
+        from ..kernels import chi2_alias
+        return chi2_alias.sample_chi2
 
     @classmethod
     def exact_for(cls, cfg):
         return (super().exact_for(cfg) and cfg.k == 1
                 and cfg.network.activation["name"] in _CHI2_ACTIVATIONS)
+
+
+@register_sampler
+class Chi2V2Sampler(Chi2Sampler):
+    name = "chi2_v2"
+    version = 2
+    description = ("chi2 version 2 (same law, other random numbers: BTRS binomials): resumes "
+                   "and extends files written by it, bitwise")
+    auto_priority = None
+
+    def __init__(self, cfg, quantities):
+        _Reduced.__init__(self, cfg, quantities)
+
+    def _load_kernel(self):
+        from ..kernels import chi2_batch
+        return chi2_batch.sample_chi2
 
 
 @register_sampler
@@ -84,6 +111,9 @@ class Chi2V1Sampler(Chi2Sampler):
                    "resumes and extends files written by it, bitwise")
     auto_priority = None
     _kernel_name = "sample_chi2_v1"
+
+    def __init__(self, cfg, quantities):
+        _Reduced.__init__(self, cfg, quantities)
 
     def _load_kernel(self):
         return _Reduced._load_kernel(self)

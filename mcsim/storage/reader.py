@@ -158,6 +158,25 @@ def open_file(path):
             raise ResultFileError(f"{path}: damaged mcsim file: {str(exc) or type(exc).__name__}") from None
 
 
+def _sampler_of_version(name, version, path):
+    """The registered sampler that makes the numbers of sampler ``name`` at the recorded
+    ``sampler_version`` (none recorded: version 1, files before the attribute existed): the
+    sampler itself, or the kept earlier version ``<name>_v<version>`` (``chi2_v1``,
+    ``chi2_v2``, ``wishart_v1``: mcsim.samplers.reduced)."""
+    from ..samplers import SAMPLERS
+    if name not in SAMPLERS:
+        return name                     # (validated with the rest of the configuration)
+    version = 1 if version is None else int(version)
+    if version == SAMPLERS[name].version:
+        return name
+    kept = f"{name}_v{version}"
+    if kept not in SAMPLERS or SAMPLERS[kept].version != version:
+        raise ResultFileError(f"{path}: written by sampler {name!r} version {version}, which this "
+                              f"mcsim ({__version__}) does not have (it has version "
+                              f"{SAMPLERS[name].version})")
+    return kept
+
+
 def read_config(attrs: dict, path):
     """The stored configuration, validated like a config file. It must hold its inputs as
     values: reading a result never opens a path named in the file."""
@@ -172,11 +191,9 @@ def read_config(attrs: dict, path):
         if isinstance(ens, dict) and "generator" not in ens:
             # written before the setting existed: the only generator then (mcsim.generators)
             raw["ensemble"] = {**ens, "generator": LEGACY_GENERATOR}
-        if (isinstance(ens, dict) and ens.get("sampler") in ("chi2", "wishart")
-                and "sampler_version" not in attrs):
-            # chi2 / wishart before their version 2 (mcsim.samplers.reduced): kept as
-            # chi2_v1 / wishart_v1
-            raw["ensemble"] = {**raw["ensemble"], "sampler": ens["sampler"] + "_v1"}
+        if isinstance(ens, dict):
+            raw["ensemble"] = {**raw["ensemble"], "sampler": _sampler_of_version(
+                ens.get("sampler"), attrs.get("sampler_version"), path)}
         return config_from_dict(raw)
     except ResultFileError:
         raise

@@ -1,0 +1,267 @@
+"""The one-input reduced sampler, version 3 (``chi2``): version 2 (``chi2_batch``, kept as
+``chi2_v2``) with the binomials from alias tables.
+
+Per layer of width n, 128 < n <= 65536, Binomial(n, 1/2) is one Philox counter per lane:
+its words x0:x1 as one 64-bit integer pick a column and a side of the exact alias table
+built by ``mcsim.samplers.binomial_table`` (integer weights floor(C(n, k) 2^64 / 2^n), the
+remaining mass a fallback entry). A lane that lands on the fallback entry (probability about
+1e-17) draws k by BTRS at its next counters and accepts it with probability
+``accept[k - lo]`` (1 outside the table's window), each accepted proposal followed by the
+counter of that uniform: the law is Binomial(n, 1/2) exactly (proof in ``binomial_table``).
+Widths up to 128 keep the bit count and widths above 65536 BTRS (the version-2 passes).
+Everything else is version 2's: the chi-squared passes, the lanes and their streams, the
+counters consumed in the order of the draws.
+
+Unlike version 2, the step from Ghat^(l) to Ghat^(l+1) spells out its roundings:
+g' = fma(C_W / n, g s, C_b) with g s rounded (perceptron: fma(C_W / n, s, C_b)) and the
+leaky-ReLU sum s = fma(a^2, s_neg, s_pos). Left to LLVM, whether it contracts a product
+into a sum (or reassociates the product) depended on the surrounding code: version 2's
+leaky-ReLU numbers moved in the last bit when unrelated code was added to its kernel.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .activations import LEAKY_RELU, LINEAR, PERCEPTRON, RELU
+from .chi2_batch import LANES, binomial_pass, btrs_constants, btrs_proposal, chi2_retries, \
+    lane_scratch, lane_uniforms, lane_words, mt_constants, mt_test, set_lanes
+from .common import MAX_CHUNKS, check_sampler_shapes, chunk_range, input_metric
+from .jit import inline, kernel, parallel_kernel
+from .lanes import fma
+from .rng import box_muller
+
+__all__ = ["sample_chi2", "draw_binomial_half_alias", "draw_chi2_pairs", "LAYOUT_COLUMNS"]
+
+#: columns of a layout row: column offset, log2 of the number of columns (-1: no table),
+#: 64 - bits, accept offset, window lo, window length
+LAYOUT_COLUMNS = 6
+
+
+@kernel
+def _binomial_alias(n, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, out, word):
+    # out[i] = Binomial(n, 1/2) of every lane by the alias table of layout row `row`. Two
+    # loops: the Philox rounds vectorise only without the table's gathers in their loop.
+    col0, m, shift, acc0, lo, window = row[0], row[1], row[2], row[3], row[4], row[5]
+    low = np.uint64(64 - shift - m)                 # bits of the in-column part
+    mask = (np.uint64(1) << low) - np.uint64(1)
+    for i in range(ctr.shape[0]):
+        x0, x1, x2, x3 = lane_words(k0, k1, ctr[i], c1[i], c2[i], c3[i])
+        word[i] = ((x0 << np.uint64(32)) | x1) >> np.uint64(shift)
+        ctr[i] += np.uint64(1)
+    fallback = False
+    for i in range(ctr.shape[0]):
+        w = word[i]
+        col = col0 + np.int64(w >> low)
+        k = value[0, col] if (w & mask) < threshold[col] else value[1, col]
+        out[i] = k
+        fallback |= k < 0.0
+    if not fallback:
+        return
+    # the fallback entry (rare): BTRS proposals, each accepted one with a uniform of its own
+    count, a, b, c, v_r, alpha, mode, bound_m = btrs_constants(n)
+    for i in range(ctr.shape[0]):
+        while out[i] < 0.0:
+            ua, ub = lane_uniforms(k0, k1, ctr[i], c1[i], c2[i], c3[i])
+            ok, k = btrs_proposal(ua, ub, count, a, b, c, v_r, alpha, mode, bound_m)
+            ctr[i] += np.uint64(1)
+            if ok:
+                u, _ = lane_uniforms(k0, k1, ctr[i], c1[i], c2[i], c3[i])
+                ctr[i] += np.uint64(1)
+                j = np.int64(k) - lo
+                if j < 0 or j >= window or u < accept[acc0 + j]:
+                    out[i] = k
+
+
+@inline
+def _binomial(n, row, k0, k1, ctr, c1, c2, c3, out, ok, scr, tables):
+    # out[i] = Binomial(n, 1/2) of every lane: by the alias table where the layer has one
+    # (row[1] >= 0), else by bit count or BTRS
+    threshold, value, accept = tables
+    if row[1] >= 0:
+        _binomial_alias(n, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, out, scr[1])
+    else:
+        binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+
+
+# --- chi-squared, two draws per pair of counters ---------------------------------------------
+@kernel
+def _chi2_fresh(dof, k0, k1, ctr, c1, c2, c3, spare_x, spare_u, out, ok):
+    # The first proposal of draw q (q even) of every lane: counters p, p + 1 give the
+    # Box-Muller normals (x, y) and the uniforms (u, u'); (x, u) is this proposal, (y, u')
+    # is kept for draw q + 1 (_chi2_spare). dof >= 2: Marsaglia-Tsang as version 2; dof 1:
+    # x^2; dof 0: 0. Every lane takes its 2 counters, whatever its dof.
+    for i in range(ctr.shape[0]):
+        di = np.int64(dof[i])
+        d, c = mt_constants(di)
+        pos = ctr[i]
+        ua, ub = lane_uniforms(k0, k1, pos, c1[i], c2[i], c3[i])
+        x, y = box_muller(ua, ub)
+        u, u2 = lane_uniforms(k0, k1, pos + np.uint64(1), c1[i], c2[i], c3[i])
+        spare_x[i] = y
+        spare_u[i] = u2
+        accept, g = mt_test(x, u, d, c)
+        big = di >= 2
+        out[i] = 2.0 * g if big else (x * x if di == 1 else 0.0)
+        ok[i] = accept | (di < 2)
+        ctr[i] = pos + np.uint64(2)
+
+
+@kernel
+def _chi2_spare(dof, spare_x, spare_u, out, ok):
+    # The first proposal of draw q + 1 (q even) of every lane: the pair (y, u') that draw
+    # q's counters left (no counter). Normal y and uniform u' are independent of each other
+    # and of everything draw q used (Box-Muller's two normals are independent).
+    for i in range(dof.shape[0]):
+        di = np.int64(dof[i])
+        d, c = mt_constants(di)
+        x = spare_x[i]
+        accept, g = mt_test(x, spare_u[i], d, c)
+        big = di >= 2
+        out[i] = 2.0 * g if big else (x * x if di == 1 else 0.0)
+        ok[i] = accept | (di < 2)
+
+
+@inline
+def _chi2(q, dof, k0, k1, ctr, c1, c2, c3, out, ok, scr, spare):
+    # out[i] = chi^2 with dof[i] degrees of freedom, the network's draw number q (0, 1, ...
+    # in the order of its chi-squared draws): first proposal from a fresh pair of counters
+    # (q even) or from the pair's spare (q odd), then version 2's retry rounds, each retry
+    # at 2 fresh counters
+    spare_x, spare_u = spare
+    if q % 2 == 0:
+        _chi2_fresh(dof, k0, k1, ctr, c1, c2, c3, spare_x, spare_u, out, ok)
+    else:
+        _chi2_spare(dof, spare_x, spare_u, out, ok)
+    rejected = 0                            # (a vectorised count: mostly none, at large dof)
+    for i in range(ok.shape[0]):
+        rejected += 0 if ok[i] else 1
+    if rejected > 0:
+        chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+
+
+@inline
+def _layer_sum(act_code, act_param, n, l, row, k0, k1, ctr, c1, c2, c3, s, x, neg, ok, scr,
+               tables, spare):
+    # s[i] = the layer's sum of sigma(z)^2 / Ghat (perceptron: the count itself) for layer l
+    # (0, 1, ...); x scratch. Chi-squared draw numbers: l (ReLU, linear), 2 l and 2 l + 1
+    # (leaky ReLU)
+    lanes = ctr.shape[0]
+    if act_code == PERCEPTRON:
+        _binomial(n, row, k0, k1, ctr, c1, c2, c3, s, ok, scr, tables)
+    elif act_code == LINEAR:
+        for i in range(lanes):
+            x[i] = np.float64(n)
+        _chi2(l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
+    elif act_code == RELU:
+        _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables)
+        _chi2(l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
+    else:                                   # LEAKY_RELU: B positive, n - B negative units
+        _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables)
+        _chi2(2 * l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
+        for i in range(lanes):
+            x[i] = np.float64(n) - x[i]
+        _chi2(2 * l + 1, x, k0, k1, ctr, c1, c2, c3, neg, ok, scr, spare)
+        a2 = act_param * act_param
+        for i in range(lanes):
+            s[i] = fma(a2, neg[i], s[i])
+
+
+@parallel_kernel
+def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
+                act_code, act_param, threshold, value, accept, layout, out):
+    """One input, ReLU / leaky ReLU / linear / perceptron: Ghat^(2..L) with O(L) random
+    numbers per network, ``LANES`` networks at a time. Arguments and ``out``
+    (n_blocks, block_size, L-1, 1) as ``markov.sample_markov``; ``threshold, value, accept,
+    layout``: the alias tables (``mcsim.samplers.binomial_table.BinomialTables``, layout row
+    l for widths[l]). Raises ValueError for k != 1, another activation or a layout of
+    another length."""
+    check_sampler_shapes(n_blocks, block_size, inputs, widths, C_W, C_b, out)
+    if inputs.shape[0] != 1:
+        raise ValueError("the chi2 sampler takes one input")
+    if not (act_code == RELU or act_code == LEAKY_RELU or act_code == LINEAR
+            or act_code == PERCEPTRON):
+        raise ValueError("the chi2 sampler takes relu, leaky_relu, linear or perceptron")
+    L = widths.shape[0]
+    if layout.shape[0] != L or layout.shape[1] != LAYOUT_COLUMNS:
+        raise ValueError("layout: one row of LAYOUT_COLUMNS per width")
+    total = n_blocks * block_size
+    if L < 2 or total == 0:
+        return
+    tables = (threshold, value, accept)
+    G1 = np.empty((1, 1))
+    input_metric(inputs, C_W[0], C_b[0], G1)
+    g1 = G1[0, 0]
+    n_chunks = min((total + LANES - 1) // LANES, MAX_CHUNKS)
+    for ch in numba.prange(n_chunks):
+        ctr = np.empty(LANES, dtype=np.uint64)
+        c1 = np.empty(LANES, dtype=np.uint64)
+        c2 = np.empty(LANES, dtype=np.uint64)
+        c3 = np.empty(LANES, dtype=np.uint64)
+        g = np.empty(LANES)
+        s = np.empty(LANES)
+        x = np.empty(LANES)
+        neg = np.empty(LANES)
+        ok = np.empty(LANES, dtype=np.bool_)
+        scr = lane_scratch()
+        spare = (np.empty(LANES), np.empty(LANES))
+        where = np.empty((2, LANES), dtype=np.int64)
+        lo, hi = chunk_range(ch, n_chunks, total)
+        for t0 in range(lo, hi, LANES):
+            k0, k1 = set_lanes(key, first_block, block_size, t0, hi, ctr, c1, c2, c3, where)
+            for i in range(LANES):
+                g[i] = g1
+            for l in range(L - 1):
+                n = widths[l]
+                _layer_sum(act_code, act_param, n, l, layout[l], k0, k1, ctr, c1, c2, c3, s, x,
+                           neg, ok, scr, tables, spare)
+                cb = C_b[l + 1]
+                scale = C_W[l + 1] / n
+                for i in range(LANES):
+                    sg = s[i] if act_code == PERCEPTRON else g[i] * s[i]
+                    g[i] = fma(scale, sg if g[i] > 0.0 else 0.0, cb)
+                for i in range(min(LANES, hi - t0)):
+                    out[where[0, i], where[1, i], l, 0] = g[i]
+
+
+@kernel
+def draw_binomial_half_alias(key, block, n, threshold, value, accept, layout, out):
+    """out[j] = Binomial(n, 1/2) drawn first in stream (key, block, j) as version 3 draws
+    it, with the table of layout row 0 (len(out) a multiple of LANES)."""
+    if out.shape[0] % LANES != 0:
+        raise ValueError("len(out) must be a multiple of LANES")
+    ctr = np.empty(LANES, dtype=np.uint64)
+    c1 = np.empty(LANES, dtype=np.uint64)
+    c2 = np.empty(LANES, dtype=np.uint64)
+    c3 = np.empty(LANES, dtype=np.uint64)
+    ok = np.empty(LANES, dtype=np.bool_)
+    scr = lane_scratch()
+    where = np.empty((2, LANES), dtype=np.int64)
+    for t0 in range(0, out.shape[0], LANES):
+        k0, k1 = set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
+        _binomial(np.int64(n), layout[0], k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok, scr,
+                  (threshold, value, accept))
+
+
+@kernel
+def draw_chi2_pairs(key, block, dof, out):
+    """out[j, q] = the chi^2_dof draws q = 0, 1 of stream (key, block, j) as version 3 draws
+    them (the second from the first's spare pair); out (m, 2), m a multiple of LANES."""
+    if out.shape[0] % LANES != 0:
+        raise ValueError("len(out) must be a multiple of LANES")
+    ctr = np.empty(LANES, dtype=np.uint64)
+    c1 = np.empty(LANES, dtype=np.uint64)
+    c2 = np.empty(LANES, dtype=np.uint64)
+    c3 = np.empty(LANES, dtype=np.uint64)
+    ok = np.empty(LANES, dtype=np.bool_)
+    scr = lane_scratch()
+    spare = (np.empty(LANES), np.empty(LANES))
+    d = np.full(LANES, np.float64(dof))
+    v = np.empty(LANES)
+    where = np.empty((2, LANES), dtype=np.int64)
+    for t0 in range(0, out.shape[0], LANES):
+        k0, k1 = set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
+        for q in range(2):
+            _chi2(q, d, k0, k1, ctr, c1, c2, c3, v, ok, scr, spare)
+            for i in range(LANES):
+                out[t0 + i, q] = v[i]
