@@ -205,7 +205,7 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
         ok = np.empty(LANES, dtype=np.bool_)
         scr = lane_scratch()
         spare = (np.empty(LANES), np.empty(LANES))
-        where = np.empty((2, LANES), dtype=np.int64)
+        where = np.empty((2, LANES), dtype=np.uint64)     # (unsigned: no wraparound check)
         lo, hi = chunk_range(ch, n_chunks, total)
         for t0 in range(lo, hi, LANES):
             k0, k1 = set_lanes(key, first_block, block_size, t0, hi, ctr, c1, c2, c3, where)
