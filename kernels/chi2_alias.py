@@ -1,22 +1,34 @@
-"""The one-input reduced sampler, version 3 (``chi2``): version 2 (``chi2_batch``, kept as
-``chi2_v2``) with the binomials from alias tables.
+"""The one-input reduced sampler, version 3 (``chi2``): the batches of version 2
+(``chi2_batch``, kept as ``chi2_v2``) with fewer random numbers and cheaper binomials.
 
-Per layer of width n, 128 < n <= 65536, Binomial(n, 1/2) is one Philox counter per lane:
-its words x0:x1 as one 64-bit integer pick a column and a side of the exact alias table
-built by ``mcsim.samplers.binomial_table`` (integer weights floor(C(n, k) 2^64 / 2^n), the
-remaining mass a fallback entry). A lane that lands on the fallback entry (probability about
-1e-17) draws k by BTRS at its next counters and accepts it with probability
-``accept[k - lo]`` (1 outside the table's window), each accepted proposal followed by the
-counter of that uniform: the law is Binomial(n, 1/2) exactly (proof in ``binomial_table``).
-Widths up to 128 keep the bit count and widths above 65536 BTRS (the version-2 passes).
-Everything else is version 2's: the chi-squared passes, the lanes and their streams, the
-counters consumed in the order of the draws.
+Per network (lane) and layer, as version 2: a Binomial(n, 1/2) count B of positive units,
+then chi-squared variables with B, n - B or n degrees of freedom (module docstring of
+``chi2_batch``). What version 3 changes:
 
-Unlike version 2, the step from Ghat^(l) to Ghat^(l+1) spells out its roundings:
-g' = fma(C_W / n, g s, C_b) with g s rounded (perceptron: fma(C_W / n, s, C_b)) and the
-leaky-ReLU sum s = fma(a^2, s_neg, s_pos). Left to LLVM, whether it contracts a product
-into a sum (or reassociates the product) depended on the surrounding code: version 2's
-leaky-ReLU numbers moved in the last bit when unrelated code was added to its kernel.
+- Binomial(n, 1/2) for 128 < n <= 65536 by an exact alias table
+  (``mcsim.samplers.binomial_table``: integer weights floor(C(n, k) 2^64 / 2^n), the rest of
+  the mass a fallback entry). A draw is one 64-bit word: the network's table draws take a
+  fresh counter's x0:x1, then the same counter's x2:x3 (kept per lane), and so on; layers
+  without a table (bit count n <= 128, BTRS n > 65536, as version 2) take counters of their
+  own and leave the kept word alone. A lane that lands on the fallback entry (probability
+  about 1e-17) draws k by BTRS at its next counters and accepts it with probability
+  ``accept[k - lo]`` (1 outside the table's window), each accepted proposal followed by the
+  counter of that uniform: the law is Binomial(n, 1/2) exactly (proof in
+  ``binomial_table``).
+- Chi-squared draws in pairs: the network's chi-squared draws q = 0, 1, 2, ... (ReLU and
+  linear: one per layer; leaky ReLU: two) take their first Marsaglia-Tsang proposal, for
+  even q, from a fresh pair of counters p, p + 1: the Box-Muller normals (x, y) of p and the
+  uniforms (u, u') of p + 1, (x, u) for draw q and (y, u') kept for draw q + 1. The two
+  normals of Box-Muller are independent, so the proposals are. Rejected proposals are
+  retried as in version 2 (2 fresh counters each).
+- The step from Ghat^(l) to Ghat^(l+1) spells out its roundings: g' = fma(C_W / n, g s, C_b)
+  with g s rounded (perceptron: fma(C_W / n, s, C_b)) and the leaky-ReLU sum
+  s = fma(a^2, s_neg, s_pos). Left to LLVM, whether it contracts a product into a sum (or
+  reassociates the product) depended on the surrounding code: version 2's leaky-ReLU
+  numbers moved in the last bit when unrelated code was added to its kernel.
+
+Counters are consumed in the order of the draws and depend only on (key, block, network).
+Speed (ReLU, n = 1024, one thread): docs/performance.md.
 """
 from __future__ import annotations
 
@@ -39,19 +51,27 @@ LAYOUT_COLUMNS = 6
 
 
 @kernel
-def _binomial_alias(n, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, out, word):
-    # out[i] = Binomial(n, 1/2) of every lane by the alias table of layout row `row`. Two
-    # loops: the Philox rounds vectorise only without the table's gathers in their loop.
+def _binomial_alias(n, fresh, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, out, word,
+                    spare_word):
+    # out[i] = Binomial(n, 1/2) of every lane by the alias table of layout row `row`, from
+    # the 64-bit word x0:x1 of a fresh counter (fresh: its x2:x3 kept in spare_word for the
+    # next table draw) or from spare_word. Two loops: the Philox rounds vectorise only
+    # without the table's gathers in their loop.
     col0, m, shift, acc0, lo, window = row[0], row[1], row[2], row[3], row[4], row[5]
     low = np.uint64(64 - shift - m)                 # bits of the in-column part
     mask = (np.uint64(1) << low) - np.uint64(1)
-    for i in range(ctr.shape[0]):
-        x0, x1, x2, x3 = lane_words(k0, k1, ctr[i], c1[i], c2[i], c3[i])
-        word[i] = ((x0 << np.uint64(32)) | x1) >> np.uint64(shift)
-        ctr[i] += np.uint64(1)
+    if fresh:
+        for i in range(ctr.shape[0]):
+            x0, x1, x2, x3 = lane_words(k0, k1, ctr[i], c1[i], c2[i], c3[i])
+            word[i] = (x0 << np.uint64(32)) | x1
+            spare_word[i] = (x2 << np.uint64(32)) | x3
+            ctr[i] += np.uint64(1)
+    else:
+        for i in range(ctr.shape[0]):
+            word[i] = spare_word[i]
     fallback = False
     for i in range(ctr.shape[0]):
-        w = word[i]
+        w = word[i] >> np.uint64(shift)
         col = col0 + np.int64(w >> low)
         k = value[0, col] if (w & mask) < threshold[col] else value[1, col]
         out[i] = k
@@ -74,14 +94,18 @@ def _binomial_alias(n, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, o
 
 
 @inline
-def _binomial(n, row, k0, k1, ctr, c1, c2, c3, out, ok, scr, tables):
+def _binomial(n, row, k0, k1, ctr, c1, c2, c3, out, ok, scr, tables, spare_word, has_spare):
     # out[i] = Binomial(n, 1/2) of every lane: by the alias table where the layer has one
-    # (row[1] >= 0), else by bit count or BTRS
+    # (row[1] >= 0), else by bit count or BTRS. Table draws take a counter's two 64-bit words
+    # in turn: has_spare (the state of the lanes' batch) says whether spare_word holds the
+    # unused one; returns the new state.
     threshold, value, accept = tables
     if row[1] >= 0:
-        _binomial_alias(n, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row, out, scr[1])
-    else:
-        binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+        _binomial_alias(n, not has_spare, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row,
+                        out, scr[1], spare_word)
+        return not has_spare
+    binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+    return has_spare
 
 
 # --- chi-squared, two draws per pair of counters ---------------------------------------------
@@ -142,22 +166,25 @@ def _chi2(q, dof, k0, k1, ctr, c1, c2, c3, out, ok, scr, spare):
 
 @inline
 def _layer_sum(act_code, act_param, n, l, row, k0, k1, ctr, c1, c2, c3, s, x, neg, ok, scr,
-               tables, spare):
+               tables, spare, spare_word, has_spare):
     # s[i] = the layer's sum of sigma(z)^2 / Ghat (perceptron: the count itself) for layer l
     # (0, 1, ...); x scratch. Chi-squared draw numbers: l (ReLU, linear), 2 l and 2 l + 1
-    # (leaky ReLU)
+    # (leaky ReLU). Returns the binomials' spare-word state (_binomial).
     lanes = ctr.shape[0]
     if act_code == PERCEPTRON:
-        _binomial(n, row, k0, k1, ctr, c1, c2, c3, s, ok, scr, tables)
+        has_spare = _binomial(n, row, k0, k1, ctr, c1, c2, c3, s, ok, scr, tables, spare_word,
+                              has_spare)
     elif act_code == LINEAR:
         for i in range(lanes):
             x[i] = np.float64(n)
         _chi2(l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
     elif act_code == RELU:
-        _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables)
+        has_spare = _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables, spare_word,
+                              has_spare)
         _chi2(l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
     else:                                   # LEAKY_RELU: B positive, n - B negative units
-        _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables)
+        has_spare = _binomial(n, row, k0, k1, ctr, c1, c2, c3, x, ok, scr, tables, spare_word,
+                              has_spare)
         _chi2(2 * l, x, k0, k1, ctr, c1, c2, c3, s, ok, scr, spare)
         for i in range(lanes):
             x[i] = np.float64(n) - x[i]
@@ -165,6 +192,7 @@ def _layer_sum(act_code, act_param, n, l, row, k0, k1, ctr, c1, c2, c3, s, x, ne
         a2 = act_param * act_param
         for i in range(lanes):
             s[i] = fma(a2, neg[i], s[i])
+    return has_spare
 
 
 @parallel_kernel
@@ -205,16 +233,19 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
         ok = np.empty(LANES, dtype=np.bool_)
         scr = lane_scratch()
         spare = (np.empty(LANES), np.empty(LANES))
+        spare_word = np.empty(LANES, dtype=np.uint64)
         where = np.empty((2, LANES), dtype=np.uint64)     # (unsigned: no wraparound check)
         lo, hi = chunk_range(ch, n_chunks, total)
         for t0 in range(lo, hi, LANES):
             k0, k1 = set_lanes(key, first_block, block_size, t0, hi, ctr, c1, c2, c3, where)
             for i in range(LANES):
                 g[i] = g1
+            has_spare = False
             for l in range(L - 1):
                 n = widths[l]
-                _layer_sum(act_code, act_param, n, l, layout[l], k0, k1, ctr, c1, c2, c3, s, x,
-                           neg, ok, scr, tables, spare)
+                has_spare = _layer_sum(act_code, act_param, n, l, layout[l], k0, k1, ctr, c1, c2,
+                                       c3, s, x, neg, ok, scr, tables, spare, spare_word,
+                                       has_spare)
                 cb = C_b[l + 1]
                 scale = C_W[l + 1] / n
                 for i in range(LANES):
@@ -226,8 +257,9 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
 
 @kernel
 def draw_binomial_half_alias(key, block, n, threshold, value, accept, layout, out):
-    """out[j] = Binomial(n, 1/2) drawn first in stream (key, block, j) as version 3 draws
-    it, with the table of layout row 0 (len(out) a multiple of LANES)."""
+    """out[j, q] = the Binomial(n, 1/2) draws q = 0, 1 of stream (key, block, j) as version 3
+    draws them with the table of layout row 0 (the second from the first counter's spare
+    word); out (m, 2), m a multiple of LANES."""
     if out.shape[0] % LANES != 0:
         raise ValueError("len(out) must be a multiple of LANES")
     ctr = np.empty(LANES, dtype=np.uint64)
@@ -236,11 +268,17 @@ def draw_binomial_half_alias(key, block, n, threshold, value, accept, layout, ou
     c3 = np.empty(LANES, dtype=np.uint64)
     ok = np.empty(LANES, dtype=np.bool_)
     scr = lane_scratch()
+    spare_word = np.empty(LANES, dtype=np.uint64)
+    v = np.empty(LANES)
     where = np.empty((2, LANES), dtype=np.int64)
     for t0 in range(0, out.shape[0], LANES):
         k0, k1 = set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
-        _binomial(np.int64(n), layout[0], k0, k1, ctr, c1, c2, c3, out[t0:t0 + LANES], ok, scr,
-                  (threshold, value, accept))
+        has_spare = False
+        for q in range(2):
+            has_spare = _binomial(np.int64(n), layout[0], k0, k1, ctr, c1, c2, c3, v, ok, scr,
+                                  (threshold, value, accept), spare_word, has_spare)
+            for i in range(LANES):
+                out[t0 + i, q] = v[i]
 
 
 @kernel

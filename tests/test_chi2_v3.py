@@ -3,9 +3,10 @@ independent sources:
 
 - the alias tables represent exactly the integer weights floor(C(n, k) 2^b / 2^n) computed
   here from ``math.comb`` (every column's kept and alias mass added up in integers);
-- the binomial draws against SciPy's Binomial(n, 1/2), with 64-bit tables and with coarse
-  tables (few bits), whose fallback entry is hit in a large fraction of the draws: only the
-  fallback's acceptance step makes those draws binomial;
+- the binomial draws (two per counter: its words x0:x1, then x2:x3) against SciPy's
+  Binomial(n, 1/2), with 64-bit tables and with coarse tables (few bits), whose fallback
+  entry is hit in a good part of the draws: only the fallback's acceptance step makes those
+  draws binomial; the pair's sum against Binomial(2 n, 1/2) and its correlation against 0;
 - the paired chi-squared draws (the second from the first's spare pair): each against
   SciPy's chi^2, their sum against chi^2 with twice the degrees of freedom, and their
   correlation against 0;
@@ -73,8 +74,9 @@ def test_tables_per_layer():
 
 # --- the draws ----------------------------------------------------------------------------
 def _binomial_draws(n, bits, seed, size=100_096):
+    """(size, 2): draws 0 and 1 of each stream (the second from the first's spare word)."""
     from mcsim.kernels import chi2_alias, rng
-    out = np.empty(size)
+    out = np.empty((size, 2))
     chi2_alias.draw_binomial_half_alias(rng.seed_key(seed), 3, n,
                                         *binomial_tables([n], bits=bits).arguments(), out)
     return out
@@ -83,11 +85,16 @@ def _binomial_draws(n, bits, seed, size=100_096):
 @pytest.mark.parametrize("n, bits", [(129, 64), (300, 64), (1024, 64), (65536, 64),
                                      (1024, 10), (200, 7), (300, 4)])
 def test_binomial_alias_against_scipy(n, bits):
-    draws = _binomial_draws(n, bits, seed=n + bits)
-    assert np.all(draws == np.round(draws)) and draws.min() >= 0 and draws.max() <= n
-    lo, hi = int(stats.binom.ppf(1e-7, n, 0.5)), int(stats.binom.isf(1e-7, n, 0.5))
-    support = np.arange(lo, hi + 1)
-    assert _gof_pvalue(draws, lambda v: stats.binom.pmf(v, n, 0.5), support) > 1e-4
+    """Both draws of a pair against Binomial(n, 1/2), their sum against Binomial(2 n, 1/2)
+    (independence), their correlation against 0."""
+    pairs = _binomial_draws(n, bits, seed=n + bits)
+    assert np.all(pairs == np.round(pairs)) and pairs.min() >= 0 and pairs.max() <= n
+    for draws, trials in ((pairs[:, 0], n), (pairs[:, 1], n), (pairs.sum(1), 2 * n)):
+        lo, hi = int(stats.binom.ppf(1e-7, trials, 0.5)), int(stats.binom.isf(1e-7, trials, 0.5))
+        support = np.arange(lo, hi + 1)
+        assert _gof_pvalue(draws, lambda v: stats.binom.pmf(v, trials, 0.5), support) > 1e-4
+    r = np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]
+    assert abs(r) * math.sqrt(len(pairs)) < 5, r
 
 
 def test_coarse_tables_reach_the_fallback_often():
