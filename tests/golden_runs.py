@@ -114,7 +114,8 @@ NTK = {
 #: the reduced sampler chi2 (version 3: alias-table binomials for 128 < n, paired
 #: chi-squared draws), chi2_v2 (its version 2, the batch kernel: BTRS for n > 128; its pins
 #: are those chi2 had as version 2) and chi2_v1 (the chi2 of earlier versions, which
-#: resumes their files): bit-count binomials, chi-squared of both kinds, ReLU and leaky ReLU
+#: resumes their files): bit-count binomials, chi-squared of both kinds, ReLU, leaky ReLU
+#: and perceptron
 _CHI2_RELU = {
     "network": {"input_dim": 3, "widths": [300, 5, 40, 2], "activation": "relu",
                 "C_W": [2.0, 1.5, 2.5, 1.0], "C_b": [0.1, 0.0, 0.3, 0.2]},
@@ -127,6 +128,13 @@ _CHI2_LEAKY = {
                 "C_W": 1.9, "C_b": 0.1},
     "inputs": {"values": [[0.5, 1.0]]},
     "ensemble": {"networks": 768, "seed": 3, "block_size": 256, "jackknife_bins": 3},
+    "output": {"statistics": ["metric", "vertex"]},
+}
+_CHI2_PERCEPTRON = {      # (three table layers: the second takes the first counter's spare word)
+    "network": {"input_dim": 2, "widths": [200, 300, 129, 4], "activation": "perceptron",
+                "C_W": 1.0, "C_b": 0.2},
+    "inputs": {"values": [[0.7, -0.4]]},
+    "ensemble": {"networks": 768, "seed": 5, "block_size": 256, "jackknife_bins": 3},
     "output": {"statistics": ["metric", "vertex"]},
 }
 #: the reduced sampler wishart (version 2, the batch kernel) and wishart_v1 (the wishart of
@@ -143,6 +151,7 @@ REDUCED = {
     "wishart_v1_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart_v1"}},
     "chi2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2"}},
     "chi2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2"}},
+    "chi2_k1_perceptron": {**_CHI2_PERCEPTRON, "ensemble": {**_CHI2_PERCEPTRON["ensemble"], "sampler": "chi2"}},
     "chi2_v2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v2"}},
     "chi2_v2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2_v2"}},
     "chi2_v1_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2_v1"}},
