@@ -93,6 +93,19 @@ def _binomial_alias(n, fresh, k0, k1, ctr, c1, c2, c3, threshold, value, accept,
                     out[i] = k
 
 
+@kernel
+def _binomial_without_table(n, k0, k1, ctr, c1, c2, c3, out, ok, scr):
+    # version 2's passes (bit count or BTRS), compiled once: inlined into each activation's
+    # branch of the sampler, their retry loops made its compilation 2.5x longer
+    binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+
+
+@kernel
+def _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr):
+    # version 2's retry rounds, compiled once (as _binomial_without_table)
+    chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+
+
 @inline
 def _binomial(n, row, k0, k1, ctr, c1, c2, c3, out, ok, scr, tables, spare_word, has_spare):
     # out[i] = Binomial(n, 1/2) of every lane: by the alias table where the layer has one
@@ -104,7 +117,7 @@ def _binomial(n, row, k0, k1, ctr, c1, c2, c3, out, ok, scr, tables, spare_word,
         _binomial_alias(n, not has_spare, k0, k1, ctr, c1, c2, c3, threshold, value, accept, row,
                         out, scr[1], spare_word)
         return not has_spare
-    binomial_pass(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+    _binomial_without_table(n, k0, k1, ctr, c1, c2, c3, out, ok, scr)
     return has_spare
 
 
@@ -161,7 +174,7 @@ def _chi2(q, dof, k0, k1, ctr, c1, c2, c3, out, ok, scr, spare):
     for i in range(ok.shape[0]):
         rejected += 0 if ok[i] else 1
     if rejected > 0:
-        chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+        _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
 
 
 @inline

@@ -140,15 +140,16 @@ def test_network_numbers_independent_of_batch_and_threads(act, widths):
             *binomial_tables(widths).arguments())
     L1 = len(widths) - 1
     wide = np.empty((7, 300, L1, 1))
-    chi2_alias.sample_chi2(key, 3, 7, 300, *args, wide)
+    # (first_block as the sampler passes it, np.uint64: the set-up's compiled kernel serves)
+    chi2_alias.sample_chi2(key, np.uint64(3), 7, 300, *args, wide)
     grouped = np.empty((7, 300, L1, 1))
     set_threads(1)
     try:
         for lo, hi in ((0, 1), (1, 4), (4, 7)):
-            chi2_alias.sample_chi2(key, 3 + lo, hi - lo, 300, *args, grouped[lo:hi])
+            chi2_alias.sample_chi2(key, np.uint64(3 + lo), hi - lo, 300, *args, grouped[lo:hi])
         single = np.empty((7, 1, L1, 1))
         for b in range(7):
-            chi2_alias.sample_chi2(key, 3 + b, 1, 1, *args, single[b:b + 1])
+            chi2_alias.sample_chi2(key, np.uint64(3 + b), 1, 1, *args, single[b:b + 1])
     finally:
         set_threads(None)
     assert np.array_equal(wide, grouped)
@@ -161,9 +162,9 @@ def test_the_kernel_refuses_a_layout_of_another_length():
     from mcsim.kernels.activations import RELU
     widths = np.array([300, 5, 4], dtype=np.int64)
     with pytest.raises(ValueError, match="layout"):
-        chi2_alias.sample_chi2(rng.seed_key(1), 0, 1, 4, np.array([[1.0]]), widths, np.ones(3),
-                               np.zeros(3), RELU, 0.0, *binomial_tables(widths[:2]).arguments(),
-                               np.empty((1, 4, 2, 1)))
+        chi2_alias.sample_chi2(rng.seed_key(1), np.uint64(0), 1, 4, np.array([[1.0]]), widths,
+                               np.ones(3), np.zeros(3), RELU, 0.0,
+                               *binomial_tables(widths[:2]).arguments(), np.empty((1, 4, 2, 1)))
 
 
 # --- versions -----------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -98,7 +97,9 @@ def alias_table(n: int, bits: int = TABLE_BITS):
             small.append(large.pop())
     for i in large + small:               # (exactly height: a full column)
         threshold[i] = height
-    accept = [float(1 - Fraction(weights[k] << n, combs[k] << bits)) for k in range(lo, hi + 1)]
+    # a_k = (C(n, k) 2^b - w_k 2^n) / (C(n, k) 2^b): integer true division rounds correctly
+    accept = [((combs[k] << bits) - (weights[k] << n)) / (combs[k] << bits)
+              for k in range(lo, hi + 1)]
     return threshold, kept, alias, lo, accept
 
 
