@@ -208,6 +208,21 @@ def _layer_sum(act_code, act_param, n, l, row, k0, k1, ctr, c1, c2, c3, s, x, ne
     return has_spare
 
 
+@inline
+def _lanes():
+    # a batch's per-lane arrays (the draw kernels below): stream counters (ctr, c1, c2, c3),
+    # accepted flags, the retry rounds' scratch
+    return (np.empty(LANES, dtype=np.uint64), np.empty(LANES, dtype=np.uint64),
+            np.empty(LANES, dtype=np.uint64), np.empty(LANES, dtype=np.uint64),
+            np.empty(LANES, dtype=np.bool_), lane_scratch())
+
+
+@inline
+def _spares():
+    # the kept halves: ((normal, uniform) of the chi-squared pairs, 64-bit words of the tables)
+    return (np.empty(LANES), np.empty(LANES)), np.empty(LANES, dtype=np.uint64)
+
+
 @parallel_kernel
 def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b,
                 act_code, act_param, threshold, value, accept, layout, out):
@@ -235,6 +250,7 @@ def sample_chi2(key, first_block, n_blocks, block_size, inputs, widths, C_W, C_b
     g1 = G1[0, 0]
     n_chunks = min((total + LANES - 1) // LANES, MAX_CHUNKS)
     for ch in numba.prange(n_chunks):
+        # (allocated one by one: Numba's parfor analysis fails on the tuples of _lanes here)
         ctr = np.empty(LANES, dtype=np.uint64)
         c1 = np.empty(LANES, dtype=np.uint64)
         c2 = np.empty(LANES, dtype=np.uint64)
@@ -275,15 +291,10 @@ def draw_binomial_half_alias(key, block, n, threshold, value, accept, layout, ou
     word); out (m, 2), m a multiple of LANES."""
     if out.shape[0] % LANES != 0:
         raise ValueError("len(out) must be a multiple of LANES")
-    ctr = np.empty(LANES, dtype=np.uint64)
-    c1 = np.empty(LANES, dtype=np.uint64)
-    c2 = np.empty(LANES, dtype=np.uint64)
-    c3 = np.empty(LANES, dtype=np.uint64)
-    ok = np.empty(LANES, dtype=np.bool_)
-    scr = lane_scratch()
-    spare_word = np.empty(LANES, dtype=np.uint64)
+    ctr, c1, c2, c3, ok, scr = _lanes()
+    where = np.empty((2, LANES), dtype=np.uint64)
+    spare_word = _spares()[1]
     v = np.empty(LANES)
-    where = np.empty((2, LANES), dtype=np.int64)
     for t0 in range(0, out.shape[0], LANES):
         k0, k1 = set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
         has_spare = False
@@ -300,16 +311,11 @@ def draw_chi2_pairs(key, block, dof, out):
     them (the second from the first's spare pair); out (m, 2), m a multiple of LANES."""
     if out.shape[0] % LANES != 0:
         raise ValueError("len(out) must be a multiple of LANES")
-    ctr = np.empty(LANES, dtype=np.uint64)
-    c1 = np.empty(LANES, dtype=np.uint64)
-    c2 = np.empty(LANES, dtype=np.uint64)
-    c3 = np.empty(LANES, dtype=np.uint64)
-    ok = np.empty(LANES, dtype=np.bool_)
-    scr = lane_scratch()
-    spare = (np.empty(LANES), np.empty(LANES))
+    ctr, c1, c2, c3, ok, scr = _lanes()
+    where = np.empty((2, LANES), dtype=np.uint64)
+    spare = _spares()[0]
     d = np.full(LANES, np.float64(dof))
     v = np.empty(LANES)
-    where = np.empty((2, LANES), dtype=np.int64)
     for t0 in range(0, out.shape[0], LANES):
         k0, k1 = set_lanes(key, block, out.shape[0], t0, out.shape[0], ctr, c1, c2, c3, where)
         for q in range(2):

@@ -10,15 +10,15 @@ independent sources:
 - the paired chi-squared draws (the second from the first's spare pair): each against
   SciPy's chi^2, their sum against chi^2 with twice the degrees of freedom, and their
   correlation against 0;
-- file versions: new files record version 3; a version-2 file resumes with chi2_v2,
-  bitwise; a version this mcsim does not have is refused.
+- file versions: new files record version 3; a version this mcsim does not have is
+  refused (files of versions 1 and 2 resume with chi2_v1 / chi2_v2, bitwise:
+  ``test_reduced_samplers.py``).
 
 The sampler's statistics against markov and the exact moment ratios are in
 ``test_reduced_samplers.py`` (they run "auto", i.e. this version).
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -168,17 +168,6 @@ def test_the_kernel_refuses_a_layout_of_another_length():
 
 
 # --- versions -----------------------------------------------------------------------------
-def _as_written_by_version_2(path):
-    """Rewrite a chi2_v2 file as mcsim wrote it when chi2 was version 2: sampler "chi2" in
-    the stored configuration and the root attributes, sampler_version 2."""
-    with h5py.File(path, "r+") as f:
-        raw = json.loads(f.attrs["config_json"])
-        assert raw["ensemble"]["sampler"] == "chi2_v2" and f.attrs["sampler_version"] == 2
-        raw["ensemble"]["sampler"] = "chi2"
-        f.attrs["config_json"] = json.dumps(raw)
-        f.attrs["sampler"] = "chi2"
-
-
 def test_new_files_record_chi2_version_3(tmp_path):
     path = tmp_path / "new.h5"
     mcsim.simulate(cfg_of([300, 3], "relu", 1, "auto", networks=1024), output=path, progress="off")
@@ -188,28 +177,6 @@ def test_new_files_record_chi2_version_3(tmp_path):
     res = mcsim.simulate(cfg_of([300, 3], "relu", 1, "auto", networks=2048), output=path,
                          progress="off")
     assert res.config.ensemble.sampler == "chi2"
-
-
-def test_a_version_2_file_resumes_with_chi2_v2_bitwise(tmp_path):
-    path = tmp_path / "v2.h5"
-    widths = [300, 5, 3]
-    mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v2", networks=1024), output=path, progress="off")
-    _as_written_by_version_2(path)
-    assert mcsim.open_result(path).config.ensemble.sampler == "chi2_v2"
-    resumed = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), output=path,
-                             progress="off")
-    assert resumed.config.ensemble.sampler == "chi2_v2"
-    ref = mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v2", networks=2048), progress="off")
-    new = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), progress="off")
-    assert new.config.ensemble.sampler == "chi2"
-    for l in ref.layers[1:]:
-        assert np.array_equal(ref.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
-        assert not np.array_equal(new.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
-    with h5py.File(path, "r") as f:
-        assert f.attrs["sampler"] == "chi2_v2" and f.attrs["sampler_version"] == 2
-    # chi2 (version 3) named explicitly is refused: other numbers (the file is unchanged)
-    with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
-        mcsim.simulate(cfg_of(widths, "relu", 1, "chi2", networks=4096), output=path, progress="off")
 
 
 def test_a_sampler_version_this_mcsim_does_not_have_is_refused(tmp_path):

@@ -222,31 +222,34 @@ def test_chi2_batch_network_numbers_independent_of_batch_and_threads(act, widths
     assert np.all(np.isfinite(wide)) and len(np.unique(wide[:, :, -1])) > (20 if act == "perceptron" else 1000)
 
 
-def _as_written_before_chi2_v2(path):
-    """Rewrite a chi2_v1 file as mcsim wrote it before chi2 version 2: sampler "chi2" in the
-    stored configuration and the root attributes, no sampler_version."""
+def _as_written_by(path, kept, version):
+    """Rewrite a file of the kept sampler ``kept`` (chi2_v1, chi2_v2) as mcsim wrote it when
+    that was chi2: sampler "chi2" in the stored configuration and the root attributes, and
+    ``sampler_version`` as then (version 1: none, before the attribute existed)."""
     import json
     import h5py
     with h5py.File(path, "r+") as f:
         raw = json.loads(f.attrs["config_json"])
-        assert raw["ensemble"]["sampler"] == "chi2_v1" and f.attrs["sampler_version"] == 1
+        assert raw["ensemble"]["sampler"] == kept and f.attrs["sampler_version"] == version
         raw["ensemble"]["sampler"] = "chi2"
         f.attrs["config_json"] = json.dumps(raw)
         f.attrs["sampler"] = "chi2"
-        del f.attrs["sampler_version"]
+        if version == 1:
+            del f.attrs["sampler_version"]
 
 
-def test_a_file_of_chi2_before_version_2_resumes_with_its_kernel_bitwise(tmp_path):
+@pytest.mark.parametrize("kept, version", [("chi2_v1", 1), ("chi2_v2", 2)])
+def test_a_file_of_an_earlier_chi2_resumes_with_its_kernel_bitwise(kept, version, tmp_path):
     path = tmp_path / "old.h5"
     widths = [300, 5, 3]
-    mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v1", networks=1024), output=path, progress="off")
-    _as_written_before_chi2_v2(path)
-    assert mcsim.open_result(path).config.ensemble.sampler == "chi2_v1"
-    # sampler = "auto" extends it with chi2_v1, bitwise as one chi2_v1 run ...
+    mcsim.simulate(cfg_of(widths, "relu", 1, kept, networks=1024), output=path, progress="off")
+    _as_written_by(path, kept, version)
+    assert mcsim.open_result(path).config.ensemble.sampler == kept
+    # sampler = "auto" extends it with the kept kernel, bitwise as one run of it ...
     resumed = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), output=path,
                              progress="off")
-    assert resumed.config.ensemble.sampler == "chi2_v1"
-    ref = mcsim.simulate(cfg_of(widths, "relu", 1, "chi2_v1", networks=2048), progress="off")
+    assert resumed.config.ensemble.sampler == kept
+    ref = mcsim.simulate(cfg_of(widths, "relu", 1, kept, networks=2048), progress="off")
     new = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), progress="off")
     assert new.config.ensemble.sampler == "chi2"
     for l in ref.layers[1:]:
@@ -254,8 +257,8 @@ def test_a_file_of_chi2_before_version_2_resumes_with_its_kernel_bitwise(tmp_pat
         assert not np.array_equal(new.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
     import h5py
     with h5py.File(path, "r") as f:
-        assert f.attrs["sampler"] == "chi2_v1" and f.attrs["sampler_version"] == 1
-    # ... and chi2 (version 2) named explicitly is refused: other numbers (file unchanged)
+        assert f.attrs["sampler"] == kept and f.attrs["sampler_version"] == version
+    # ... and chi2 (today's version) named explicitly is refused: other numbers (file unchanged)
     with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
         mcsim.simulate(cfg_of(widths, "relu", 1, "chi2", networks=4096), output=path, progress="off")
 
