@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["TABLE_BITS", "TABLE_MIN_N", "TABLE_MAX_N", "FALLBACK", "alias_table",
-           "BinomialTables", "binomial_tables", "no_tables"]
+           "BinomialTables", "binomial_tables"]
 
 #: bits of the uniform integer a draw uses (one Philox counter's words x0:x1)
 TABLE_BITS = 64
@@ -120,14 +120,14 @@ class BinomialTables:
         return self.threshold, self.value, self.accept, self.layout
 
 
-def binomial_tables(widths, bits: int = TABLE_BITS, max_n: int = TABLE_MAX_N) -> BinomialTables:
-    """Tables for every width w with TABLE_MIN_N < w <= max_n (one per distinct width)."""
+def binomial_tables(widths, bits: int = TABLE_BITS) -> BinomialTables:
+    """Tables for every width w with TABLE_MIN_N < w <= TABLE_MAX_N (one per distinct width)."""
     thresholds, values, accepts = [], [], []
     layout = np.full((len(widths), 6), -1, dtype=np.int64)
     placed = {}
     col_off = acc_off = 0
     for l, n in enumerate(int(w) for w in widths):
-        if not TABLE_MIN_N < n <= max_n:
+        if not TABLE_MIN_N < n <= TABLE_MAX_N:
             continue
         if n not in placed:
             threshold, kept, alias, lo, accept = alias_table(n, bits)
@@ -144,7 +144,3 @@ def binomial_tables(widths, bits: int = TABLE_BITS, max_n: int = TABLE_MAX_N) ->
     return BinomialTables(np.array(thresholds or [0], dtype=np.uint64), value,
                           np.array(accepts or [0.0], dtype=np.float64), layout)
 
-
-def no_tables(widths) -> BinomialTables:
-    """No table for any layer: every binomial by bit count or BTRS (chi2 version 2)."""
-    return binomial_tables(widths, max_n=0)
