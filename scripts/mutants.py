@@ -460,6 +460,23 @@ MUTANTS = [
            "spare_x[i] = y", "spare_x[i] = x",
            ("tests/test_chi2_v3.py::test_chi2_pairs_against_scipy",),
            "the second draw of a pair reuses the first's normal (dependent draws)"),
+    Mutant("chi2-sure-bound-loose", "kernels/chi2_alias.py",
+           "bound = 1.5 * d * (t2 * t2)", "bound = 0.5 * d * (t2 * t2)",
+           ("tests/test_chi2_v3.py::test_acceptance_without_logs_implies_the_computed_test_and_the_exact_one",),
+           "the logs-free acceptance bound a third of the proven one (accepts too much)"),
+    Mutant("chi2-sure-no-slack", "kernels/chi2_alias.py",
+           "_SLACK = 2.0 ** -40", "_SLACK = 0.0",
+           ("tests/test_chi2_v3.py::test_acceptance_without_logs_implies_the_computed_test_and_the_exact_one",),
+           "no room left for the rounding of the computed test"),
+    Mutant("chi2-sure-range", "kernels/chi2_alias.py",
+           "| ((t >= -0.5) & (u < 1.0 - bound)))", "| ((t >= -0.9) & (u < 1.0 - bound)))",
+           ("tests/test_chi2_v3.py::test_acceptance_without_logs_implies_the_computed_test_and_the_exact_one",),
+           "the bound used below t = -1/2, where it is not proven"),
+    Mutant("chi2-settle-skipped", "kernels/chi2_alias.py",
+           "            _chi2_settle(dof, spare_x, spare_u, ok)",
+           "            pass",
+           ("tests/test_chi2_v3.py::test_chi2_pairs_against_scipy",),
+           "the second draw's proposals not sure without logs are rejected unread"),
 ]
 
 

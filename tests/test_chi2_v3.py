@@ -10,6 +10,9 @@ independent sources:
 - the paired chi-squared draws (the second from the first's spare pair): each against
   SciPy's chi^2, their sum against chi^2 with twice the degrees of freedom, and their
   correlation against 0;
+- the logs-free acceptance of Marsaglia-Tsang proposals (``_mt_sure``): at the largest
+  uniform it accepts, version 2's computed test (``mt_test``) accepts too, and the exact
+  test (mpmath, 50 digits, with the same rounded d and c) holds with room to spare;
 - file versions: new files record version 3; a version this mcsim does not have is
   refused (files of versions 1 and 2 resume with chi2_v1 / chi2_v2, bitwise:
   ``test_reduced_samplers.py``).
@@ -33,6 +36,71 @@ from mcsim.samplers.binomial_table import FALLBACK, alias_table, binomial_tables
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_reduced_samplers import _gof_pvalue, cfg_of  # noqa: E402
+
+
+# --- the acceptance without logs -----------------------------------------------------------
+def _sure_boundary():
+    import numba
+    from mcsim.kernels import chi2_alias, chi2_batch
+    from mcsim.kernels.jit import FASTMATH
+
+    @numba.njit(fastmath=set(FASTMATH), error_model="numpy")
+    def boundary(xs, dofs, u_max, v2_accepts, d_out, c_out):
+        # per point: the largest u in [0, 1) that _mt_sure accepts for sure (bisection on
+        # the bit patterns of positive doubles, which order like the values), -1 if none;
+        # whether mt_test accepts (x, u_max); the constants d, c
+        for i in range(xs.shape[0]):
+            d, c = chi2_batch.mt_constants(np.int64(dofs[i]))
+            d_out[i], c_out[i] = d, c
+            if not chi2_alias._mt_sure(xs[i], 0.0, d, c)[0]:
+                u_max[i] = -1.0
+                continue
+            lo = np.int64(0)                                  # bits of 0.0: sure
+            hi = np.int64(0x3FF0000000000000)                 # bits of 1.0: never sure
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                u = np.array([mid]).view(np.float64)[0]
+                if chi2_alias._mt_sure(xs[i], u, d, c)[0]:
+                    lo = mid
+                else:
+                    hi = mid
+            u_max[i] = np.array([lo]).view(np.float64)[0]
+            v2_accepts[i] = chi2_batch.mt_test(xs[i], u_max[i], d, c)[0]
+    return boundary
+
+
+def test_acceptance_without_logs_implies_the_computed_test_and_the_exact_one():
+    import mpmath
+    rng = np.random.default_rng(11)
+    dofs = np.array([2, 3, 4, 7, 20, 129, 512, 1024, 4096, 65536, 10**6, 10**8], dtype=np.float64)
+    xs = np.concatenate([rng.standard_normal(400), [8.57, -8.57, 1e-3, -1e-3, 1e-7, 0.0],
+                         rng.uniform(-9, 9, 200)])
+    X, D = (a.ravel() for a in np.meshgrid(xs, dofs))
+    # and the points at t = c x = -1/2 (the edge of the bound's range), just inside / outside
+    c_of = 1.0 / np.sqrt(9.0 * (0.5 * dofs - 1.0 / 3.0))
+    edge = -0.5 / c_of
+    X = np.concatenate([X, edge * (1 - 1e-12), edge * (1 + 1e-12), edge])
+    D = np.concatenate([D, dofs, dofs, dofs])
+    u_max, v2, d, c = np.empty(len(X)), np.zeros(len(X), bool), np.empty(len(X)), np.empty(len(X))
+    _sure_boundary()(X, D, u_max, v2, d, c)
+    sure = u_max >= 0
+    assert sure.mean() > 0.95                     # (the shortcut applies almost everywhere)
+    assert v2[sure].all(), (X[sure & ~v2][:5], D[sure & ~v2][:5])
+    mpmath.mp.dps = 50
+    worst = np.inf
+    for x, dd, cc, u in zip(X[sure], d[sure], c[sure], u_max[sure]):
+        x, dd, cc, u = (mpmath.mpf(float(a)) for a in (x, dd, cc, u))
+        v = (1 + cc * x) ** 3
+        if v <= 0:
+            raise AssertionError(f"sure at v <= 0: x={x}, d={dd}")
+        if u == 0:
+            continue
+        rhs = x * x / 2 + dd * (1 - v + mpmath.log(v))
+        margin = rhs - mpmath.log(u)
+        assert margin > 0, (x, dd, u)
+        if u >= 1 - mpmath.mpf("0.0331") * x ** 4:       # beyond version 2's squeeze: the
+            worst = min(worst, float(margin / (1 + x * x + dd * (4 + 2 * v))))   # new bound
+    assert worst > 2.0 ** -50                   # room above rounding of the computed test
 
 
 # --- the tables ---------------------------------------------------------------------------
