@@ -63,6 +63,30 @@ def test_same_seed_same_result_any_thread_count_and_seeds_differ(small_config):
     assert not np.array_equal(one.layer(3).metric.mean, other.layer(3).metric.mean)
 
 
+def test_block_moments_do_not_depend_on_the_blocks_per_sampler_call(small_config, monkeypatch):
+    """The worker samples as many blocks per call as fit its cache-sized buffer (more with
+    more threads): one block per call gives the same moment states, bitwise."""
+    from mcsim.run import worker as worker_module
+    from mcsim.stats.accumulator import accumulator_layout
+    from mcsim.config import config_from_dict
+    chi2 = config_from_dict({
+        "network": {"input_dim": 3, "widths": [40] * 4, "activation": "relu", "C_W": 2.0},
+        "inputs": {"generate": "fixed_norm", "count": 1, "seed": 1},
+        "ensemble": {"networks": 64 * 16, "seed": 5, "block_size": 64},
+        "output": {"statistics": ["metric", "vertex"]}})
+    assert chi2.ensemble.sampler == "chi2"
+    for cfg in (mcsim.load_config(small_config), chi2):
+        w = worker_module.BlockWorker(cfg, accumulator_layout(cfg))
+        assert w.chunk >= 8
+        many = w.run(3, 8)
+        monkeypatch.setattr(worker_module, "SAMPLE_BUFFER_BYTES_PER_THREAD", 1)
+        assert w.chunk == 1
+        one = w.run(3, 8)
+        monkeypatch.undo()
+        for a, b in zip(many, one):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_hdf5_round_trip_and_plain_h5py(small_config, tmp_path):
     cfg = mcsim.load_config(small_config)
     out = tmp_path / "r.h5"

@@ -41,7 +41,6 @@ log = logging.getLogger("mcsim")
 
 __all__ = ["RunSize", "estimate_run", "check_run_size"]
 
-SAMPLE_BUFFER_BYTES = 32 << 20
 DEFAULT_WARN_FILE_SIZE = 1 << 30
 #: Python, NumPy, Numba, h5py and the compiled kernels (measured: about 150-200 MiB)
 PROCESS_BASELINE = 192 << 20
@@ -63,6 +62,7 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
     from ..samplers import make_sampler
     from ..stats.accumulator import accumulator_layout
     from ..stats.statistics import computed, get_statistic
+    from .worker import sample_buffer_bytes
     layout = accumulator_layout(cfg)
     M, T = layout.width, layout.n_triples
     Sr, L, k = len(cfg.stochastic_layers), cfg.network.depth, cfg.k
@@ -79,7 +79,7 @@ def estimate_run(cfg, threads: int | None = None) -> RunSize:
     nmax = max([cfg.network.input_dim, *cfg.network.widths[:-1]])
     threads = threads or int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))
     parts = {"accumulator": B * state, "estimates": 4 * B * state + 2 * D,
-             "sample buffer": max(SAMPLE_BUFFER_BYTES, block),
+             "sample buffer": max(sample_buffer_bytes(threads), block),
              "block states": 2 * state + 8 * 3 * T,
              "scratch": threads * 8 * (3 * k * nmax + nmax) + 8 * k * cfg.network.input_dim,
              "interpreter and libraries": PROCESS_BASELINE}
