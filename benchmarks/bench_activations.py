@@ -9,9 +9,9 @@ temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) v
 - after:  ``activations.activate`` / ``activate_derivative`` in place (what markov runs) and
           plain loops over ``vmath.erf`` / ``vmath.erfc``;
 - before: the same loops over the fdlibm erf / erfc of ``activations_before.py`` (the code
-          before issue 12) and over round two's erf / erfc / gelu (``activations_round2.py``,
-          issue 12's first own fits), so fdlibm / round two / round three (after) are
-          measured in one run.
+          before issue 12), over round two's erf / erfc / gelu (``activations_round2.py``,
+          issue 12's first own fits) and over round three's (``activations_round3.py``), so
+          fdlibm / round two / round three / round four (after) are measured in one run.
 
 The figure quoted is the minimum over the repeats (the machine is shared: the median moves
 with other load, the minimum much less). Prints a table and writes
@@ -42,7 +42,10 @@ RATIOS = (("erf", "vmath.erf loop (after)", "fdlibm erf loop (before)"),
           ("gelu", "gelu value loop (after)", "fdlibm gelu loop (before)"),
           ("erf vs round two", "vmath.erf loop (after)", "round-two erf loop (before)"),
           ("erfc vs round two", "vmath.erfc loop (after)", "round-two erfc loop (before)"),
-          ("gelu vs round two", "gelu value loop (after)", "round-two gelu loop (before)"))
+          ("gelu vs round two", "gelu value loop (after)", "round-two gelu loop (before)"),
+          ("erf vs round three", "vmath.erf loop (after)", "round-three erf loop (before)"),
+          ("erfc vs round three", "vmath.erfc loop (after)", "round-three erfc loop (before)"),
+          ("gelu vs round three", "gelu value loop (after)", "round-three gelu loop (before)"))
 
 TARGETS = {"avx512": ("skylake-avx512", AVX512_FEATURES), "avx2": ("haswell", HASWELL_FEATURES)}
 
@@ -53,6 +56,7 @@ def worker(quick: bool) -> dict:
 
     import activations_before as before
     import activations_round2 as round2
+    import activations_round3 as round3
     from mcsim.kernels import activations as K
     from mcsim.kernels import vmath
     from mcsim.kernels.jit import inline, kernel, set_threads
@@ -87,7 +91,10 @@ def worker(quick: bool) -> dict:
              "fdlibm gelu loop (before)": before.gelu,
              "round-two erf loop (before)": round2.erf,
              "round-two erfc loop (before)": round2.erfc,
-             "round-two gelu loop (before)": round2.gelu}
+             "round-two gelu loop (before)": round2.gelu,
+             "round-three erf loop (before)": round3.erf,
+             "round-three erfc loop (before)": round3.erfc,
+             "round-three gelu loop (before)": round3.gelu}
     for name, f in loops.items():
         fn = loop(f)
         cases[name] = (lambda fn=fn: fn(x, buf))

@@ -384,8 +384,8 @@ def _exp_poly10(r):
 
 @inline
 def _erf_small(z):
-    # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (Estrin's scheme, see _EXP_C10)
-    return _estrin(_ERF_S, z)
+    # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (_horner3: 4 % faster erf than Estrin)
+    return _horner3(_ERF_S, z)
 
 
 @inline
