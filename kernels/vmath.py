@@ -440,8 +440,8 @@ def _erfc_tail_scaled(a):
     d_lo = _strict_add(_strict_sub(_ERF_T, _strict_sub(d, dd)), _strict_sub(a, dd))
     t = _ERF_T / d
     u = t - _ERFC_P_MID
-    eta = (_fma(-t, d, _ERF_T) - t * d_lo) * (1.0 / _ERF_T)
-    kappa = _ERFC_K0 + u * (_ERFC_K1 + u * _ERFC_K2)
+    eta3 = _fma(-t, d_lo, _fma(-t, d, _ERF_T))
+    kappa3 = _ERFC_K0 / 3.0 + u * (_ERFC_K1 / 3.0 + u * (_ERFC_K2 / 3.0))
     dp = _erfc_tail_factor(u)
     # exponent -a^2 + C0_HI + 2u = (bc - k ln2_hi) + 2u - (a^2 - zh^2 + k ln2_lo), bc =
     # C0_HI - zh^2; zh = a with 21 mantissa bits (zh^2 exact), so for a >= 0.5 bc and
@@ -450,17 +450,18 @@ def _erfc_tail_scaled(a):
     # the division: k = round(bc / ln2 + 2u / ln2) by the shifter needs one FMA after it.
     # The shifter is 1.5 * 2^52 + 64: km's low bits hold k + 64 (-1014 <= k + 64 <= 65).
     zh = bits_f64(f64_bits(a) & _HI32)
-    bc = _strict_sub(_ERFC_C0_HI, zh * zh)
+    zz = zh * zh
+    bc = _strict_sub(_ERFC_C0_HI, zz)
     u2 = u + u
-    km = _strict_add(_fma(u, 2.0 * _INV_LN2, bc * _INV_LN2), _SHIFT_64)
+    km = _fma(bc + u2, _INV_LN2, _SHIFT_64)
     kf = _strict_sub(km, _SHIFT_64)
     r = _strict_sub(_strict_add(_strict_sub_mul(bc, kf, LN2_HI), u2),
-                    _fma(kf, LN2_LO, (a - zh) * (a + zh)))
+                    _fma(kf, LN2_LO, _fma(a, a, -zz)))
     # e^r 2^(k + 64): k + 64 added to the exponent bits (the shift by 52 drops km's other
     # bits, as in _erfc_for_erf; e^r 2^(k + 64) >= 2^-1014, normal)
     te = t * bits_f64(f64_bits(_exp_poly10(r)) + (f64_bits(km) << _I52))
     # te (1 + D + eta kappa): D in [0, 0.32] and the correction of t (~1e-16) summed first
-    return _fma(te, _fma(eta, kappa, dp), te)
+    return _fma(te, _fma(eta3, kappa3, dp), te)
 
 
 @inline
