@@ -433,8 +433,8 @@ def _erfc_tail_scaled(a):
     # (kappa = d log G / d log t reaches 3.4). So: the true t is t (1 + eta) with
     # eta = (rem - t d_lo) / 3, rem = 3 - t d exactly (an FMA), d_lo exactly (TwoSum), and
     # the result is corrected by the factor 1 + eta kappa(t), kappa from a quadratic (within
-    # 5 %: the correction is ~1e-16, so its error is below 1e-17). The correction runs in
-    # parallel with the polynomial, off the critical path.
+    # 5 %: the correction is ~1e-16, so its error is below 1e-17), computed as 3 eta times
+    # kappa / 3. The correction runs in parallel with the polynomial, off the critical path.
     d = _strict_add(_ERF_T, a)
     dd = _strict_sub(d, _ERF_T)
     d_lo = _strict_add(_strict_sub(_ERF_T, _strict_sub(d, dd)), _strict_sub(a, dd))
@@ -446,9 +446,9 @@ def _erfc_tail_scaled(a):
     # exponent -a^2 + C0_HI + 2u = (bc - k ln2_hi) + 2u - (a^2 - zh^2 + k ln2_lo), bc =
     # C0_HI - zh^2; zh = a with 21 mantissa bits (zh^2 exact), so for a >= 0.5 bc and
     # bc - k ln2_hi are exact (multiples of 2^-42 below 2^10); the small last term (<= 1.5e-3)
-    # is rounded off the critical path, r in two roundings. Everything but 2u is known before
-    # the division: k = round(bc / ln2 + 2u / ln2) by the shifter needs one FMA after it.
-    # The shifter is 1.5 * 2^52 + 64: km's low bits hold k + 64 (-1014 <= k + 64 <= 65).
+    # is rounded off the critical path (a^2 - zh^2 by one FMA), r in two roundings. Everything
+    # but 2u is known before the division: k = round((bc + 2u) / ln2) by the shifter, one
+    # FMA, whose shifter 1.5 * 2^52 + 64 leaves k + 64 in km's low bits (-1014 <= k + 64 <= 65).
     zh = bits_f64(f64_bits(a) & _HI32)
     zz = zh * zh
     bc = _strict_sub(_ERFC_C0_HI, zz)
