@@ -2,9 +2,9 @@
 
     python benchmarks/bench_activations.py [--quick] [--no-write] [--tag TAG]
 
-For each target (AVX-512 where the host has it, and AVX2: Haswell features, see
-``tests/isa.py``) a worker subprocess compiles for that target, with its own Numba cache in a
-temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) values:
+For each target (the host's own build, AVX-512 where the host has it, and AVX2: Haswell
+features, see ``tests/isa.py``) a worker subprocess compiles for that target, with its own
+Numba cache in a temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) values:
 
 - after:  ``activations.activate`` / ``activate_derivative`` in place (what markov runs) and
           plain loops over ``vmath.erf`` / ``vmath.erfc``;
@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))                          # siblings, also when imp
 sys.path.insert(0, str(HERE.parent / "tests"))         # isa.py: the target environments
 
 from _timing import format_row, machine_info, time_per_item, write_json  # noqa: E402
-from isa import (AVX512_FEATURES, HASWELL_FEATURES, host_has_avx512,  # noqa: E402
+from isa import (AVX512_FEATURES, HASWELL_FEATURES, host_env, host_has_avx512,  # noqa: E402
                  target_env)
 
 #: (label, after, before): the before / after pairs of the summary
@@ -47,7 +47,11 @@ RATIOS = (("erf", "vmath.erf loop (after)", "fdlibm erf loop (before)"),
           ("erfc vs round three", "vmath.erfc loop (after)", "round-three erfc loop (before)"),
           ("gelu vs round three", "gelu value loop (after)", "round-three gelu loop (before)"))
 
-TARGETS = {"avx512": ("skylake-avx512", AVX512_FEATURES), "avx2": ("haswell", HASWELL_FEATURES)}
+#: "host": the build mcsim itself runs here (this CPU's name and features). The fixed
+#: "avx512" target (Skylake-SP) compiles to 256-bit vectors (LLVM prefers ymm for that CPU);
+#: a host build for Zen 4 / Zen 5 uses zmm
+TARGETS = {"host": None, "avx512": ("skylake-avx512", AVX512_FEATURES),
+           "avx2": ("haswell", HASWELL_FEATURES)}
 
 
 def worker(quick: bool) -> dict:
@@ -128,8 +132,11 @@ def main(argv=None) -> int:
     payload = {}
     with tempfile.TemporaryDirectory() as tmp:
         for target in targets:
-            cpu, feats = TARGETS[target]
-            env = target_env(cpu, feats, Path(tmp) / target)
+            if TARGETS[target] is None:
+                env = host_env(Path(tmp) / target)
+            else:
+                cpu, feats = TARGETS[target]
+                env = target_env(cpu, feats, Path(tmp) / target)
             cmd = [sys.executable, __file__, "--worker"] + (["--quick"] if args.quick else [])
             done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
             payload[target] = json.loads(done.stdout.strip().splitlines()[-1])
