@@ -23,6 +23,7 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
                t exp(-x^2 + C0 + 2u) (1 + D(u)): one division and one exp, for erfc the
                exponent carried exactly; ``scripts/fit_erf.py`` computes the
                coefficients; bounds derived and measured, see the section);
+- ``normal_cdf`` Phi(x) = erfc(-x / sqrt 2) / 2 for GELU, erfc's kernel without its selects;
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
                |x| > TRIG_MAX (~2^20 pi/2, beyond what the reduction handles) they call libm:
