@@ -1,8 +1,8 @@
 """The activations' erf / erfc / gelu of issue 12's round two (own fits: one division and one
 exp per element, 18- and 25-term polynomials, a Taylor exp), kept for the comparison of
 ``bench_activations.py`` only: fdlibm (``activations_before.py``) / round two (this file) /
-round three (``kernels/vmath.py``). A copy of vmath.py's erf section as it was; not used by
-mcsim.
+round three (``activations_round3.py``) / round four (``kernels/vmath.py``). A copy of
+vmath.py's erf section as it was; not used by mcsim.
 """
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 
     python benchmarks/bench_activations.py [--quick] [--no-write] [--tag TAG]
 
-For each target (AVX-512 where the host has it, and AVX2: Haswell features, see
-``tests/isa.py``) a worker subprocess compiles for that target, with its own Numba cache in a
-temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) values:
+For each target (the host's own build, AVX-512 where the host has it, and AVX2: Haswell
+features, see ``tests/isa.py``) a worker subprocess compiles for that target, with its own
+Numba cache in a temporary directory, and times, on one thread and a 2^16 buffer of N(0, 1.5^2) values:
 
 - after:  ``activations.activate`` / ``activate_derivative`` in place (what markov runs) and
           plain loops over ``vmath.erf`` / ``vmath.erfc``;
 - before: the same loops over the fdlibm erf / erfc of ``activations_before.py`` (the code
-          before issue 12) and over round two's erf / erfc / gelu (``activations_round2.py``,
-          issue 12's first own fits), so fdlibm / round two / round three (after) are
-          measured in one run.
+          before issue 12), over round two's erf / erfc / gelu (``activations_round2.py``,
+          issue 12's first own fits) and over round three's (``activations_round3.py``), so
+          fdlibm / round two / round three / round four (after) are measured in one run.
 
 The figure quoted is the minimum over the repeats (the machine is shared: the median moves
 with other load, the minimum much less). Prints a table and writes
@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))                          # siblings, also when imp
 sys.path.insert(0, str(HERE.parent / "tests"))         # isa.py: the target environments
 
 from _timing import format_row, machine_info, time_per_item, write_json  # noqa: E402
-from isa import (AVX512_FEATURES, HASWELL_FEATURES, host_has_avx512,  # noqa: E402
+from isa import (AVX512_FEATURES, HASWELL_FEATURES, host_env, host_has_avx512,  # noqa: E402
                  target_env)
 
 #: (label, after, before): the before / after pairs of the summary
@@ -42,9 +42,16 @@ RATIOS = (("erf", "vmath.erf loop (after)", "fdlibm erf loop (before)"),
           ("gelu", "gelu value loop (after)", "fdlibm gelu loop (before)"),
           ("erf vs round two", "vmath.erf loop (after)", "round-two erf loop (before)"),
           ("erfc vs round two", "vmath.erfc loop (after)", "round-two erfc loop (before)"),
-          ("gelu vs round two", "gelu value loop (after)", "round-two gelu loop (before)"))
+          ("gelu vs round two", "gelu value loop (after)", "round-two gelu loop (before)"),
+          ("erf vs round three", "vmath.erf loop (after)", "round-three erf loop (before)"),
+          ("erfc vs round three", "vmath.erfc loop (after)", "round-three erfc loop (before)"),
+          ("gelu vs round three", "gelu value loop (after)", "round-three gelu loop (before)"))
 
-TARGETS = {"avx512": ("skylake-avx512", AVX512_FEATURES), "avx2": ("haswell", HASWELL_FEATURES)}
+#: "host": the build mcsim itself runs here (this CPU's name and features). The fixed
+#: "avx512" target (Skylake-SP) compiles to 256-bit vectors (LLVM prefers ymm for that CPU);
+#: a host build for Zen 4 / Zen 5 uses zmm
+TARGETS = {"host": None, "avx512": ("skylake-avx512", AVX512_FEATURES),
+           "avx2": ("haswell", HASWELL_FEATURES)}
 
 
 def worker(quick: bool) -> dict:
@@ -53,6 +60,7 @@ def worker(quick: bool) -> dict:
 
     import activations_before as before
     import activations_round2 as round2
+    import activations_round3 as round3
     from mcsim.kernels import activations as K
     from mcsim.kernels import vmath
     from mcsim.kernels.jit import inline, kernel, set_threads
@@ -87,7 +95,10 @@ def worker(quick: bool) -> dict:
              "fdlibm gelu loop (before)": before.gelu,
              "round-two erf loop (before)": round2.erf,
              "round-two erfc loop (before)": round2.erfc,
-             "round-two gelu loop (before)": round2.gelu}
+             "round-two gelu loop (before)": round2.gelu,
+             "round-three erf loop (before)": round3.erf,
+             "round-three erfc loop (before)": round3.erfc,
+             "round-three gelu loop (before)": round3.gelu}
     for name, f in loops.items():
         fn = loop(f)
         cases[name] = (lambda fn=fn: fn(x, buf))
@@ -121,8 +132,11 @@ def main(argv=None) -> int:
     payload = {}
     with tempfile.TemporaryDirectory() as tmp:
         for target in targets:
-            cpu, feats = TARGETS[target]
-            env = target_env(cpu, feats, Path(tmp) / target)
+            if TARGETS[target] is None:
+                env = host_env(Path(tmp) / target)
+            else:
+                cpu, feats = TARGETS[target]
+                env = target_env(cpu, feats, Path(tmp) / target)
             cmd = [sys.executable, __file__, "--worker"] + (["--quick"] if args.quick else [])
             done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
             payload[target] = json.loads(done.stdout.strip().splitlines()[-1])

@@ -222,8 +222,9 @@ def _phi(x):
 
 @inline
 def _Phi(x):
-    # standard normal CDF; erfc keeps the relative precision of the lower tail
-    return 0.5 * vmath.erfc(-x * _SQRT1_2)
+    # standard normal CDF erfc(-x / sqrt 2) / 2, erfc's relative precision in the lower tail
+    # (NaN gives some value in [0, 1]: the GELU expressions multiply it by x)
+    return vmath.normal_cdf(x)
 
 
 @inline

@@ -23,6 +23,7 @@ agree with numpy / scipy to a few ulp (measured in ``tests/test_activations.py``
                t exp(-x^2 + C0 + 2u) (1 + D(u)): one division and one exp, for erfc the
                exponent carried exactly; ``scripts/fit_erf.py`` computes the
                coefficients; bounds derived and measured, see the section);
+- ``normal_cdf`` Phi(x) = erfc(-x / sqrt 2) / 2 for GELU, erfc's kernel without its selects;
 - ``sin`` / ``cos`` Cody-Waite reduction by pi/2 in four parts (fdlibm ``e_rem_pio2.c``'s
                medium case), fdlibm ``k_sin.c`` / ``k_cos.c`` kernels. For finite
                |x| > TRIG_MAX (~2^20 pi/2, beyond what the reduction handles) they call libm:
@@ -49,7 +50,7 @@ from numba.extending import intrinsic, overload
 from .jit import inline
 from .fdlibm import LN2_HI, LN2_LO, bits_f64, f64_bits, log_kernel, sincos_quadrants
 
-__all__ = ["exp", "log1p_unit", "tanh", "erf", "erfc", "sin", "cos", "sin_reduced",
+__all__ = ["exp", "log1p_unit", "tanh", "erf", "erfc", "normal_cdf", "sin", "cos", "sin_reduced",
            "cos_reduced", "trig_reducible", "TRIG_MAX", "copysign"]
 
 _SIGN = np.int64(-0x8000000000000000)
@@ -116,6 +117,19 @@ def _strict_sub(typingctx, a, b):
     return None
 
 
+@intrinsic
+def _strict_mul(typingctx, a, b):
+    # a * b, never regrouped with neighbouring multiplies (see _strict_sub_mul): a scaling by
+    # a power of two that must round once, at the end, where the result may be subnormal
+    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
+
+        def codegen(context, builder, sig, args):
+            return builder.fmul(args[0], args[1], flags=("nsz",))
+
+        return types.float64(types.float64, types.float64), codegen
+    return None
+
+
 def _estrin(c, u):
     """sum_i c[i] u^i for a constant tuple c, by Estrin's scheme (Numba only): pairs
     c[2j] + c[2j+1] u, then pairs of those with u^2, u^4, ... (depth log2(len(c)))."""
@@ -145,6 +159,34 @@ def _estrin_impl(c, u):
     if isinstance(c, types.UniTuple) and isinstance(c.dtype, types.Float):
         scope = {}
         exec(_estrin_source(c.count), scope)
+        return scope["impl"]
+    return None
+
+
+def _horner3(c, u):
+    """sum_i c[i] u^i for a constant tuple c as three Horner chains in u^3 (coefficients
+    c[j], c[j+3], ... for j = 0, 1, 2), combined as h0 + u (h1 + u h2) (Numba only)."""
+    raise NotImplementedError
+
+
+def _horner3_source(n):
+    # the straight-line source of _horner3 for a tuple of n >= 3 coefficients
+    lines = ["def impl(c, u):", "    u3 = (u * u) * u"]
+    for j in range(3):
+        idx = list(range(j, n, 3))
+        expr = f"c[{idx[-1]}]"
+        for i in reversed(idx[:-1]):
+            expr = f"(c[{i}] + u3 * {expr})"
+        lines.append(f"    h{j} = {expr}")
+    lines.append("    return h0 + u * (h1 + u * h2)")
+    return "\n".join(lines)
+
+
+@overload(_horner3, inline="always")
+def _horner3_impl(c, u):
+    if isinstance(c, types.UniTuple) and isinstance(c.dtype, types.Float) and c.count >= 3:
+        scope = {}
+        exec(_horner3_source(c.count), scope)
         return scope["impl"]
     return None
 
@@ -267,14 +309,14 @@ def tanh(x):
 #            the exp then waited for the whole polynomial; now only the exact 2u waits for
 #            the division, and the slope 2 also makes 1 + D flat, so D needs fewer terms.)
 #
-# The roundings of the evaluation (Estrin's scheme, see _EXP_C) stay a few 1e-17 (for D,
+# The roundings of the evaluation (Estrin's scheme or _horner3, see _EXP_C10) stay a few 1e-17 (for D,
 # sum |d_i| |u|^i = 0.32). For erfc the exponent -a^2 is carried exactly: a^2 = zh^2 +
 # (a - zh)(a + zh) with zh = a cut to 21 significant bits (zh^2 exact), and C0_HI - zh^2 -
 # k ln2_hi is exact too for a >= 0.5 (multiples of 2^-42 below 2^10); r is then rounded
 # twice, adding 2u and subtracting the small rest (below 0.5 the exponent is O(1) and its
-# roundings are ~1e-16 absolute). The two roundings of t are corrected (see _erfc_tail).
+# roundings are ~1e-16 absolute). The two roundings of t are corrected (see _erfc_tail_scaled).
 # Error budget of erfc, relative, in units of 2^-53: D (truncation, coefficients,
-# evaluation) ~0.5, r's two roundings ~0.5, e^r (< 1e-18 truncation) and its assembly ~0.7,
+# evaluation) ~0.5, r's two roundings ~0.5, e^r (1.1e-17 truncation) and its assembly ~0.7,
 # the products t e and te (1 + D) 1: ~3 ulp, the measured maximum against mpmath (gelu adds
 # the product and the halving: 4 ulp).
 # erf: the small region within 1 ulp; beyond, 1 - erfc within 0.5 ulp plus erfc's absolute
@@ -288,7 +330,7 @@ _ERF_P = (-0.7031007466958726, 1.3358368228906394, 0.21510314570170735, -0.35890
           -0.18988181125527062, 0.26322676951177604, 0.16071093272142406,
           -0.28639341913647043, -0.1117548496235194, 0.35870429030864004,
           -0.006837788753140805, -0.4169533227808398, 0.30251709943868427)
-# erfc's exponent -a^2 + C0_HI + 2u (C0_HI a multiple of 2^-42, 2u exact; see _erfc_tail) and
+# erfc's exponent -a^2 + C0_HI + 2u (C0_HI a multiple of 2^-42, 2u exact; see _erfc_tail_scaled) and
 # the factor 1 + D(u): D = exp(P(t) - C0_HI - 2u) - 1, in [0, 0.32], 22 terms
 _ERFC_C0_HI = -0.9436869663513789
 _ERFC_D = (8.376026378467514e-14, -0.2701199275455904, 0.903213462173881, -0.13011398311040479,
@@ -316,25 +358,24 @@ _ERFC_ZERO = 27.3     # erfc(a) < 2^-1075 (rounds to 0) beyond
 _ERFC_ONE = 2.0 ** -54  # erfc(a) rounds to 1 below
 
 
-# e^r for |r| <= ln2/2 + 0.006 without a division, for erfc: 1 + r + r^2 E(r) with E of 11
-# terms, minimax weighted by r^2 / e^r (scripts/fit_erf.py; relative error 9e-19; round two
-# used the 12-term Taylor polynomial, 5e-18; rounding: r^2 E(r) < 0.07 is added to r first,
-# then 1). Polynomials are evaluated
-# by Estrin's scheme: a vector loop over these functions is bound by the latency of its longest
-# chain of dependent operations, not by their number (Horner's 24 chained FMAs made erfc 40 %
-# slower than Estrin's 5 levels).
-_EXP_C = (0.5, 0.16666666666666685, 0.04166666666666599, 0.00833333333331466,
-          0.001388888888914876, 0.00019841269902305095, 2.4801586886257635e-05,
-          2.755722891958338e-06, 2.755760037076836e-07, 2.5114112976775953e-08,
-          2.0824893304531395e-09)
-# e^r as _exp_poly with 10 terms for erf's tail, which needs erfc only to ~1e-16 relative:
-# minimax weighted by r^2 / e^r (scripts/fit_erf.py), relative error 1.1e-17 on
-# |r| <= ln2/2 + 0.006 (4 Estrin levels, as the 11 terms of _EXP_C, one FMA fewer)
+# e^r = 1 + r + r^2 E(r) for |r| <= ln2/2 + 0.006 without a division (erf's tail and erfc):
+# E of 10 terms, minimax weighted by r^2 / e^r (scripts/fit_erf.py), relative error 1.1e-17
+# (round three's erfc had 11 terms, 9e-19: no measurable gain in erfc's error; round two the
+# 12-term Taylor polynomial; rounding: r^2 E(r) < 0.07 is added to r first, then 1).
+# Polynomials are evaluated by Estrin's scheme or, for erfc's 22-term D, as three Horner
+# chains in u^3 (_horner3): a vector loop over these functions is bound both by the latency of
+# its longest chain of dependent operations (Horner's 24 chained FMAs made erfc 40 % slower
+# than Estrin's 5 levels) and by the number of operations and registers (Estrin's powers and
+# its many live partial sums; _horner3 has 8 chained FMAs for D, one power and 3 live sums:
+# gelu 5-8 % faster than Estrin in round four).
 _EXP_C10 = (0.5000000000000012, 0.16666666666666366, 0.04166666666651052, 0.008333333333517998,
             0.0013888888949457334, 0.0001984126947046331, 2.4801486511107176e-05,
             2.7557605335686943e-06, 2.7632760175716484e-07, 2.4998212805972656e-08)
 _SHIFT = 6755399441055744.0    # 1.5 * 2^52: x + _SHIFT rounds x to an integer in the low bits
-_SHIFT_BITS = np.int64(0x4338000000000000)   # its bits
+_SHIFT_64 = _SHIFT + 64.0      # its low bits hold k + 64 (erfc: 2^(k + 64) stays normal)
+_TWO_M64 = 2.0 ** -64
+_TWO_M65 = 2.0 ** -65
+_SQRT1_2 = 1.0 / math.sqrt(2.0)  # GELU's argument -x / sqrt 2, as activations.py rounds it
 
 
 @inline
@@ -343,23 +384,9 @@ def _exp_poly10(r):
 
 
 @inline
-def _exp_poly(r):
-    return 1.0 + (r + (r * r) * _estrin(_EXP_C, r))
-
-
-@inline
-def _exp_poly_scaled(r, km):
-    # e^r 2^k as _exp_scaled, with _exp_poly for e^r; k is held by the shifter km = k +
-    # 1.5 * 2^52 (its bits minus the shifter's are k, exactly)
-    k = f64_bits(km) - _SHIFT_BITS
-    k1 = k >> _I1
-    return bits_f64(f64_bits(_exp_poly(r)) + (k1 << _I52)) * _pow2(k - k1)
-
-
-@inline
 def _erf_small(z):
-    # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (Estrin's scheme, see _EXP_C)
-    return _estrin(_ERF_S, z)
+    # S(z) with erf(a) = a + a S(a^2) for a < 0.84375 (_horner3: 4 % faster erf than Estrin)
+    return _horner3(_ERF_S, z)
 
 
 @inline
@@ -371,7 +398,7 @@ def _erf_tail_poly(u):
 @inline
 def _erfc_tail_factor(u):
     # D(u) with erfc(a) = t exp(-a^2 + C0_HI + 2u) (1 + D(u)), t = u + _ERFC_P_MID
-    return _estrin(_ERFC_D, u)
+    return _horner3(_ERFC_D, u)
 
 
 @inline
@@ -386,7 +413,7 @@ def _erfc_for_erf(a):
     u = t - _ERF_P_MID
     b = -(a * a)
     # k = round((b + P) / ln2) from a quadratic estimate of P (within 0.0017), as in
-    # _erfc_tail, rounded by the shifter: km = x / ln2 + 1.5 * 2^52 holds k in its low bits
+    # _erfc_tail_scaled, rounded by the shifter: km = x / ln2 + 1.5 * 2^52 holds k in its low bits
     km = _fma(b + (_ERF_E0 + u * (_ERF_E1 + u * _ERF_E2)), _INV_LN2, _SHIFT)
     kf = _strict_sub(km, _SHIFT)
     r = _strict_sub_mul(_strict_add(_strict_sub_mul(b, kf, LN2_HI), _erf_tail_poly(u)), kf, LN2_LO)
@@ -396,40 +423,46 @@ def _erfc_for_erf(a):
 
 
 @inline
-def _erfc_tail(a):
-    # erfc(a) for a >= 0, to full relative precision (0 beyond 27.3); NaN lanes give
-    # garbage, callers restore NaN
+def _erfc_tail_scaled(a):
+    # erfc(a) 2^64 for a >= 0, to full relative precision (0 beyond 27.3; the factor 2^64
+    # keeps the value normal down to there, so 2^k is an add to the exponent bits, and the
+    # callers' one multiply by 2^-64 (or 2^-65) rounds once, gradually, into subnormals);
+    # NaN lanes give garbage, callers restore NaN
     a = a if a < _ERFC_ZERO else _ERFC_ZERO         # also keeps inf - inf out
     # t = 3 / (3 + a) is rounded twice (3 + a = d + d_lo, then the division); G(t) =
     # t exp(P(t)) = erfc(a) e^(a^2) taken at the rounded t would be off by up to 2.6 ulp
     # (kappa = d log G / d log t reaches 3.4). So: the true t is t (1 + eta) with
     # eta = (rem - t d_lo) / 3, rem = 3 - t d exactly (an FMA), d_lo exactly (TwoSum), and
     # the result is corrected by the factor 1 + eta kappa(t), kappa from a quadratic (within
-    # 5 %: the correction is ~1e-16, so its error is below 1e-17). The correction runs in
-    # parallel with the polynomial, off the critical path.
+    # 5 %: the correction is ~1e-16, so its error is below 1e-17), computed as 3 eta times
+    # kappa / 3. The correction runs in parallel with the polynomial, off the critical path.
     d = _strict_add(_ERF_T, a)
     dd = _strict_sub(d, _ERF_T)
     d_lo = _strict_add(_strict_sub(_ERF_T, _strict_sub(d, dd)), _strict_sub(a, dd))
     t = _ERF_T / d
     u = t - _ERFC_P_MID
-    eta = (_fma(-t, d, _ERF_T) - t * d_lo) * (1.0 / _ERF_T)
-    kappa = _ERFC_K0 + u * (_ERFC_K1 + u * _ERFC_K2)
+    eta3 = _fma(-t, d_lo, _fma(-t, d, _ERF_T))
+    kappa3 = _ERFC_K0 / 3.0 + u * (_ERFC_K1 / 3.0 + u * (_ERFC_K2 / 3.0))
     dp = _erfc_tail_factor(u)
     # exponent -a^2 + C0_HI + 2u = (bc - k ln2_hi) + 2u - (a^2 - zh^2 + k ln2_lo), bc =
     # C0_HI - zh^2; zh = a with 21 mantissa bits (zh^2 exact), so for a >= 0.5 bc and
     # bc - k ln2_hi are exact (multiples of 2^-42 below 2^10); the small last term (<= 1.5e-3)
-    # is rounded off the critical path, r in two roundings. Everything but 2u is known before
-    # the division: k = round(bc / ln2 + 2u / ln2) by the shifter needs one FMA after it.
+    # is rounded off the critical path (a^2 - zh^2 by one FMA), r in two roundings. Everything
+    # but 2u is known before the division: k = round((bc + 2u) / ln2) by the shifter, one
+    # FMA, whose shifter 1.5 * 2^52 + 64 leaves k + 64 in km's low bits (-1014 <= k + 64 <= 65).
     zh = bits_f64(f64_bits(a) & _HI32)
-    bc = _strict_sub(_ERFC_C0_HI, zh * zh)
+    zz = zh * zh
+    bc = _strict_sub(_ERFC_C0_HI, zz)
     u2 = u + u
-    km = _strict_add(_fma(u, 2.0 * _INV_LN2, bc * _INV_LN2), _SHIFT)
-    kf = _strict_sub(km, _SHIFT)
+    km = _fma(bc + u2, _INV_LN2, _SHIFT_64)
+    kf = _strict_sub(km, _SHIFT_64)
     r = _strict_sub(_strict_add(_strict_sub_mul(bc, kf, LN2_HI), u2),
-                    _fma(kf, LN2_LO, (a - zh) * (a + zh)))
-    te = t * _exp_poly_scaled(r, km)
+                    _fma(kf, LN2_LO, _fma(a, a, -zz)))
+    # e^r 2^(k + 64): k + 64 added to the exponent bits (the shift by 52 drops km's other
+    # bits, as in _erfc_for_erf; e^r 2^(k + 64) >= 2^-1014, normal)
+    te = t * bits_f64(f64_bits(_exp_poly10(r)) + (f64_bits(km) << _I52))
     # te (1 + D + eta kappa): D in [0, 0.32] and the correction of t (~1e-16) summed first
-    return _fma(te, _fma(eta, kappa, dp), te)
+    return _fma(te, _fma(eta3, kappa3, dp), te)
 
 
 @inline
@@ -448,11 +481,25 @@ def erf(x):
 def erfc(x):
     """erfc(x), branch-free (see above); full relative precision in the upper tail."""
     a = abs(x)
-    e = _erfc_tail(a)
+    e = _strict_mul(_erfc_tail_scaled(a), _TWO_M64)
     # erfc rounds to 1 for |x| < 2^-54 (the polynomial's rounding would leave 1 - 2^-52 there)
     e = e if a >= _ERFC_ONE else 1.0
     v = e if x >= 0.0 else 2.0 - e
     return x if x != x else v
+
+
+@inline
+def normal_cdf(x):
+    """Phi(x) = erfc(-x / sqrt 2) / 2 (GELU's factor) for finite and infinite x, with erfc's
+    relative precision in the lower tail; Phi(NaN) is some value in [0, 1] (callers that
+    multiply by x, as GELU, get NaN)."""
+    y = -x * _SQRT1_2
+    a = abs(y)
+    # erfc(a) / 2 in one rounding (gradual underflow: x Phi(x) stays within a subnormal ulp)
+    h = _strict_mul(_erfc_tail_scaled(a), _TWO_M65)
+    h = h if a >= _ERFC_ONE else 0.5
+    # 1 - erfc(a) / 2 for x >= 0: exactly half of erfc's 2 - erfc(a)
+    return h if y >= 0.0 else 1.0 - h
 
 
 # --- sin / cos -------------------------------------------------------------------------------

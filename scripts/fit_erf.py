@@ -3,8 +3,8 @@
     python scripts/fit_erf.py [--scan]
 
 Prints the coefficient tuples of vmath.py's erf and erfc (``_ERF_S``, ``_ERF_P`` with its
-``_ERF_P_MID``, ``_EXP_C10``, the quadratic estimate ``_ERF_E0..2``, ``_EXP_C``, ``_ERFC_C0_HI``,
-``_ERFC_D``) and, for each fit, the measured maximum
+``_ERF_P_MID``, ``_EXP_C10`` (both exps since round four), the quadratic estimate
+``_ERF_E0..2``, ``_ERFC_C0_HI``, ``_ERFC_D``) and, for each fit, the measured maximum
 weighted error with the coefficients rounded to double (evaluated exactly, in 40 digits, on
 a grid of 4,000 points that includes the interval ends). ``--scan`` tries other constants c
 of t = c / (c + a) and term counts, for erf's tail and for erfc (a few minutes). Takes about
@@ -18,8 +18,9 @@ matters:
 
 - exp:  e^r = 1 + r + r^2 E(r), |r| <= ln2/2 + 0.006 (k from an estimate of the exponent
         within 0.005); w = r^2 / e^r (the relative error of e^r), so E need not be accurate
-        near r = 0: 10 terms for 1.1e-17 (erf's _EXP_C10), 11 terms for 9e-19 (erfc's
-        _EXP_C; round two's Taylor polynomial: 12 terms for 5e-18).
+        near r = 0: 10 terms for 1.1e-17 (_EXP_C10: erf's, and erfc's since round four),
+        11 terms for 9e-19 (erfc's in round three; round two's Taylor polynomial: 12 terms
+        for 5e-18).
 - S:    erf(a) = a + a S(a^2), z = a^2 in [0, 0.84375^2]; w = 1 / (1 + S): 11 terms,
         1.9e-17 (12 terms: 1.1e-17, the rounding of the coefficients dominates).
 - erf:  erfc(a) = t exp(-a^2 + P(t)), t = c / (c + a), a in [0.84375, 6] (erf = 1 - erfc
@@ -262,9 +263,6 @@ def main(argv=None):
     print(f"# quadratic estimate of P (least squares), max error {est_err:.2g}")
     for i, e in enumerate(est):
         print(f"_ERF_E{i} = {e!r}")
-    mono, err = exp_fit(11, reach)
-    print(f"# exp for erfc: max relative error {mp.nstr(err, 3)}")
-    print(_fmt("_EXP_C", mono))
     # C0_HI: round two's P(t_mid) rounded to a multiple of 2^-42, kept (any such value near
     # P(t_mid) serves: D absorbs the difference)
     c0_hi = -0.9436869663513789

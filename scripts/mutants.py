@@ -362,11 +362,11 @@ MUTANTS = [
            (T_DNTK,), "to_book with the wrong index permutation", extra=("-k", "book")),
     # ---- kernels: erf / erfc / gelu (issue 12), threaded moments, the dense wrapper ------------
     Mutant("erfc-no-t-correction", "kernels/vmath.py",
-           "    return _fma(te, _fma(eta, kappa, dp), te)", "    return _fma(te, dp, te)",
+           "    return _fma(te, _fma(eta3, kappa3, dp), te)", "    return _fma(te, dp, te)",
            ("tests/test_activations.py",), "erfc without the correction for the rounded t = 3 / (3 + a)",
            extra=("-k", "mpmath")),
     Mutant("erfc-exponent-split-dropped", "kernels/vmath.py",
-           "_fma(kf, LN2_LO, (a - zh) * (a + zh)))",
+           "_fma(kf, LN2_LO, _fma(a, a, -zz)))",
            "kf * LN2_LO)",
            ("tests/test_activations.py",), "erfc's exponent -zh^2 without the a^2 - zh^2 part",
            extra=("-k", "mpmath")),

@@ -11,7 +11,8 @@ registry refactor, and re-pinned once on purpose when every reduction got a fixe
 (``markov_k2_metric_only``, both generators) was re-pinned on purpose when erfc got its
 round-two kernel (issue 12 item 4: the last bits of erfc changed, both within their ulp bounds),
 and again for round three (erfc as t exp(-x^2 + C0 + 2u) (1 + D(u)); same bounds, the
-AVX-512 build gives the same hashes). The
+AVX-512 build gives the same hashes) and for round four (D by three Horner chains, a 10-term
+exp, GELU's Phi without erfc's selects; same bounds, same hashes on the AVX-512 build). The
 Student-t run (``dense_k2_tanh_student_t_rademacher_biases``) was re-pinned on purpose when
 ``jit.exact`` got ``fastmath=False`` (issue 12 item 3: its draws became the IEEE
 z / sqrt(chi / nu), the same on AVX2 and AVX-512 builds; the last bits changed), and pinned
