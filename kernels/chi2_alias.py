@@ -75,10 +75,15 @@ def _binomial_alias(n, fresh, k0, k1, ctr, c1, c2, c3, threshold, value, accept,
         for i in range(ctr.shape[0]):
             word[i] = spare_word[i]
     fallback = False
+    ucol0 = np.uint64(col0)
     for i in range(ctr.shape[0]):
+        # the side (0 kept, 1 alias) is added to the index, not branched on: a branch on it
+        # is mispredicted for a good part of the lanes (LLVM keeps this loop scalar: it
+        # avoids gathers on Zen), and a select between the two rows became such a branch;
+        # unsigned indices carry no wraparound check
         w = word[i] >> np.uint64(shift)
-        col = col0 + np.int64(w >> low)
-        k = value[0, col] if (w & mask) < threshold[col] else value[1, col]
+        col = ucol0 + (w >> low)
+        k = value[col, np.uint64((w & mask) >= threshold[col])]
         out[i] = k
         fallback |= k < 0.0
     if not fallback:

@@ -135,7 +135,7 @@ def test_tables_per_layer():
     assert list(m >= 0) == [False, True, False, True, True, False]
     assert np.array_equal(t.layout[1], t.layout[4])            # one table per width
     assert t.layout[3, 0] == len(alias_table(300)[0])          # placed after it
-    assert t.value.shape == (2, t.threshold.size)
+    assert t.value.shape == (t.threshold.size, 2)
     with pytest.raises(ValueError):
         alias_table(0)
 

@@ -107,7 +107,8 @@ def alias_table(n: int, bits: int = TABLE_BITS):
 class BinomialTables:
     """The alias tables of a network's layers, as the chi2 kernel takes them.
 
-    threshold (C_total,) uint64, value (2, C_total) float64 (kept / alias), accept (A_total,)
+    threshold (C_total,) uint64, value (C_total, 2) float64 (per column: kept, alias; side by
+    side, so that the kernel picks one by index arithmetic, without a branch), accept (A_total,)
     float64; layout (len(widths), 6) int64, row l for widths[l]: column offset, log2 of the
     columns m (-1: no table: bit count or BTRS), 64 - bits (the shift of the 64-bit word),
     accept offset, window lo, window length."""
@@ -139,8 +140,9 @@ def binomial_tables(widths, bits: int = TABLE_BITS) -> BinomialTables:
             col_off += len(threshold)
             acc_off += len(accept)
         layout[l] = placed[n]
-    value = (np.concatenate([np.array(v, dtype=np.float64) for v in values], axis=1)
-             if values else np.zeros((2, 1)))
+    value = (np.ascontiguousarray(np.concatenate([np.array(v, dtype=np.float64) for v in values],
+                                                 axis=1).T)
+             if values else np.zeros((1, 2)))
     return BinomialTables(np.array(thresholds or [0], dtype=np.uint64), value,
                           np.array(accepts or [0.0], dtype=np.float64), layout)
 
