@@ -93,41 +93,26 @@ def _fma(typingctx, a, b, c):
     return None
 
 
-@intrinsic
-def _strict_add(typingctx, a, b):
-    # a + b, never regrouped with neighbouring operations (see _strict_sub_mul)
-    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
+def _strict_binary(op):
+    # An intrinsic for a `op` b (IRBuilder method `op`: fadd, fsub, fmul), one rounding,
+    # never regrouped with neighbouring operations (see _strict_sub_mul)
+    def strict(typingctx, a, b):
+        if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
 
-        def codegen(context, builder, sig, args):
-            return builder.fadd(args[0], args[1], flags=("nsz",))
+            def codegen(context, builder, sig, args):
+                return getattr(builder, op)(args[0], args[1], flags=("nsz",))
 
-        return types.float64(types.float64, types.float64), codegen
-    return None
-
-
-@intrinsic
-def _strict_sub(typingctx, a, b):
-    # a - b, never regrouped with neighbouring operations (see _strict_sub_mul)
-    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
-
-        def codegen(context, builder, sig, args):
-            return builder.fsub(args[0], args[1], flags=("nsz",))
-
-        return types.float64(types.float64, types.float64), codegen
-    return None
+            return types.float64(types.float64, types.float64), codegen
+        return None
+    strict.__name__ = strict.__qualname__ = f"_strict_{op}"     # (one name per intrinsic)
+    return intrinsic(strict)
 
 
-@intrinsic
-def _strict_mul(typingctx, a, b):
-    # a * b, never regrouped with neighbouring multiplies (see _strict_sub_mul): a scaling by
-    # a power of two that must round once, at the end, where the result may be subnormal
-    if all(isinstance(t, types.Float) and t.bitwidth == 64 for t in (a, b)):
-
-        def codegen(context, builder, sig, args):
-            return builder.fmul(args[0], args[1], flags=("nsz",))
-
-        return types.float64(types.float64, types.float64), codegen
-    return None
+_strict_add = _strict_binary("fadd")
+_strict_sub = _strict_binary("fsub")
+#: a scaling by a power of two that must round once, at the end, where the result may be
+#: subnormal (not merged with neighbouring multiplies)
+_strict_mul = _strict_binary("fmul")
 
 
 def _estrin(c, u):
