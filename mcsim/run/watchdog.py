@@ -7,7 +7,8 @@ driver's loop: when no round has completed for
 
     limit = max(SECONDS, FACTOR x the longest round so far)
 
-it prints which rank noticed and since when, and aborts the job (MPI_Abort, exit status 1).
+it prints which rank noticed and since when, and aborts the job (MPI_Abort, exit status 1)
+a second later (so that the launcher forwards the message first).
 The last checkpoint is intact: run the same command again to resume. Off by default (a round
 that includes a large checkpoint write can legitimately take long; choose SECONDS above the
 longest expected checkpoint write).
@@ -19,9 +20,13 @@ import sys
 import threading
 import time
 
-__all__ = ["Watchdog", "watchdog_seconds"]
+__all__ = ["Watchdog", "watchdog_seconds", "ABORT_GRACE"]
 
 FACTOR = 20.0
+#: seconds between the message and MPI_Abort: the message travels from the rank through the
+#: launcher's forwarding (mpiexec's proxies) and is lost if the abort tears that down first
+#: (seen once in CI: the job ended with exit status 1 and an empty stderr)
+ABORT_GRACE = 1.0
 
 
 def watchdog_seconds(value=None) -> float | None:
@@ -75,6 +80,7 @@ class Watchdog:
                            f"node?); aborting the job. {self.describe()}The last checkpoint is "
                            "intact: run the same command again to resume.")
                 print(message, file=sys.stderr, flush=True)
+                time.sleep(ABORT_GRACE)
                 self.on_timeout()
                 return
 
