@@ -226,14 +226,14 @@ def _chi2(q, dof, k0, k1, ctr, c1, c2, c3, out, ok, scr, spare):
     spare_x, spare_u, keep_x, keep_u = spare
     if q % 2 == 0:
         _chi2_fresh(dof, k0, k1, ctr, c1, c2, c3, spare_x, spare_u, out, ok, keep_x, keep_u)
-        if _count_rejected(ok) > 0:
-            _chi2_settle(dof, keep_x, keep_u, ok)
+        xs, us = keep_x, keep_u
     else:
         _chi2_spare(dof, spare_x, spare_u, out, ok)
+        xs, us = spare_x, spare_u
+    if _count_rejected(ok) > 0:             # (only lanes left open can end up rejected)
+        _chi2_settle(dof, xs, us, ok)
         if _count_rejected(ok) > 0:
-            _chi2_settle(dof, spare_x, spare_u, ok)
-    if _count_rejected(ok) > 0:
-        _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
+            _chi2_retries(dof, k0, k1, ctr, c1, c2, c3, out, ok, scr)
 
 
 @inline
