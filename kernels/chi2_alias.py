@@ -48,7 +48,7 @@ from .jit import inline, kernel, parallel_kernel
 from .lanes import fma
 from .rng import box_muller
 
-__all__ = ["sample_chi2", "draw_binomial_half_alias", "draw_chi2_pairs", "LAYOUT_COLUMNS"]
+__all__ = ["sample_chi2", "draw_binomial_half_alias", "draw_chi2_pairs", "chi2_draw", "LAYOUT_COLUMNS"]
 
 #: columns of a layout row: column offset, log2 of the number of columns (-1: no table),
 #: 64 - bits, accept offset, window lo, window length
@@ -383,3 +383,9 @@ def draw_chi2_pairs(key, block, dof, out):
             _chi2(q, d, k0, k1, ctr, c1, c2, c3, v, ok, scr, spare)
             for i in range(LANES):
                 out[t0 + i, q] = v[i]
+
+#: ``chi2_draw(q, dof, k0, k1, ctr, c1, c2, c3, out, ok, scr, spare)``: the chi-squared draw
+#: number q of every lane as version 3 draws it (``_chi2``; spare: four (LANES,) arrays kept
+#: between the draws); the wishart sampler's version 3 (``wishart_pairs``) draws its
+#: diagonal with it
+chi2_draw = _chi2

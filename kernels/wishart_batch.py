@@ -45,7 +45,7 @@ from .common import MAX_CHUNKS, PIVOT_RTOL, check_sampler_shapes, chunk_range, i
 from .jit import exact, inline, kernel, parallel_kernel
 from .rng import box_muller as _box_muller
 
-__all__ = ["sample_wishart", "draw_bartlett_batch"]
+__all__ = ["sample_wishart", "draw_bartlett_batch", "divide_by_pivots", "pivots", "roots"]
 
 
 @exact
@@ -287,3 +287,9 @@ def draw_bartlett_batch(key, block, n, out):
                     for j in range(r):
                         acc += At[j, a, i] * At[j, b, i]
                     out[t0 + i, a, b] = acc
+
+#: the IEEE steps of the factors (version 3, ``wishart_pairs``, takes them from here):
+#: ``divide_by_pivots(acc, p, out)``, ``pivots(acc, tol, out)``, ``roots(x, out)``
+divide_by_pivots = _divide_by_pivots
+pivots = _pivots
+roots = _roots

@@ -137,8 +137,10 @@ _CHI2_PERCEPTRON = {      # (three table layers: the second takes the first coun
     "ensemble": {"networks": 768, "seed": 5, "block_size": 256, "jackknife_bins": 3},
     "output": {"statistics": ["metric", "vertex"]},
 }
-#: the reduced sampler wishart (version 2, the batch kernel) and wishart_v1 (the wishart of
-#: earlier versions): Bartlett (n >= k) and eps^T (n < k) layers, a repeated input
+#: the reduced sampler wishart (version 3: chi-squared and normal draws in pairs),
+#: wishart_v2 (its version 2, the batch kernel; its pins are those wishart had as version 2)
+#: and wishart_v1 (the wishart of earlier versions): Bartlett (n >= k) and eps^T (n < k)
+#: layers, a repeated input
 _WISHART = {
     "network": {"input_dim": 3, "widths": [5, 2, 40, 3], "activation": "linear",
                 "C_W": [1.0, 1.3, 0.9, 1.1], "C_b": [0.0, 0.1, 0.05, 0.2]},
@@ -148,6 +150,7 @@ _WISHART = {
 }
 REDUCED = {
     "wishart_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart"}},
+    "wishart_v2_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart_v2"}},
     "wishart_v1_k3_linear": {**_WISHART, "ensemble": {**_WISHART["ensemble"], "sampler": "wishart_v1"}},
     "chi2_k1_relu": {**_CHI2_RELU, "ensemble": {**_CHI2_RELU["ensemble"], "sampler": "chi2"}},
     "chi2_k1_leaky_relu": {**_CHI2_LEAKY, "ensemble": {**_CHI2_LEAKY["ensemble"], "sampler": "chi2"}},

@@ -223,35 +223,39 @@ def test_chi2_batch_network_numbers_independent_of_batch_and_threads(act, widths
 
 
 def _as_written_by(path, kept, version):
-    """Rewrite a file of the kept sampler ``kept`` (chi2_v1, chi2_v2) as mcsim wrote it when
-    that was chi2: sampler "chi2" in the stored configuration and the root attributes, and
-    ``sampler_version`` as then (version 1: none, before the attribute existed)."""
+    """Rewrite a file of the kept sampler ``kept`` (chi2_v1, chi2_v2, wishart_v2) as mcsim
+    wrote it when that was chi2 (wishart): that name in the stored configuration and the
+    root attributes, and ``sampler_version`` as then (version 1: none, before the attribute
+    existed)."""
     import json
     import h5py
+    name = kept.split("_v")[0]
     with h5py.File(path, "r+") as f:
         raw = json.loads(f.attrs["config_json"])
         assert raw["ensemble"]["sampler"] == kept and f.attrs["sampler_version"] == version
-        raw["ensemble"]["sampler"] = "chi2"
+        raw["ensemble"]["sampler"] = name
         f.attrs["config_json"] = json.dumps(raw)
-        f.attrs["sampler"] = "chi2"
+        f.attrs["sampler"] = name
         if version == 1:
             del f.attrs["sampler_version"]
 
 
-@pytest.mark.parametrize("kept, version", [("chi2_v1", 1), ("chi2_v2", 2)])
+@pytest.mark.parametrize("kept, version", [("chi2_v1", 1), ("chi2_v2", 2), ("wishart_v2", 2)])
 def test_a_file_of_an_earlier_chi2_resumes_with_its_kernel_bitwise(kept, version, tmp_path):
+    """(and of wishart version 2)"""
     path = tmp_path / "old.h5"
-    widths = [300, 5, 3]
-    mcsim.simulate(cfg_of(widths, "relu", 1, kept, networks=1024), output=path, progress="off")
+    name = kept.split("_v")[0]
+    widths, act, k = ([300, 5, 3], "relu", 1) if name == "chi2" else ([30, 5, 3], "linear", 2)
+    mcsim.simulate(cfg_of(widths, act, k, kept, networks=1024), output=path, progress="off")
     _as_written_by(path, kept, version)
     assert mcsim.open_result(path).config.ensemble.sampler == kept
     # sampler = "auto" extends it with the kept kernel, bitwise as one run of it ...
-    resumed = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), output=path,
+    resumed = mcsim.simulate(cfg_of(widths, act, k, "auto", networks=2048), output=path,
                              progress="off")
     assert resumed.config.ensemble.sampler == kept
-    ref = mcsim.simulate(cfg_of(widths, "relu", 1, kept, networks=2048), progress="off")
-    new = mcsim.simulate(cfg_of(widths, "relu", 1, "auto", networks=2048), progress="off")
-    assert new.config.ensemble.sampler == "chi2"
+    ref = mcsim.simulate(cfg_of(widths, act, k, kept, networks=2048), progress="off")
+    new = mcsim.simulate(cfg_of(widths, act, k, "auto", networks=2048), progress="off")
+    assert new.config.ensemble.sampler == name
     for l in ref.layers[1:]:
         assert np.array_equal(ref.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
         assert not np.array_equal(new.layer(l).vertex.mean, resumed.layer(l).vertex.mean)
@@ -260,38 +264,65 @@ def test_a_file_of_an_earlier_chi2_resumes_with_its_kernel_bitwise(kept, version
         assert f.attrs["sampler"] == kept and f.attrs["sampler_version"] == version
     # ... and chi2 (today's version) named explicitly is refused: other numbers (file unchanged)
     with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
-        mcsim.simulate(cfg_of(widths, "relu", 1, "chi2", networks=4096), output=path, progress="off")
+        mcsim.simulate(cfg_of(widths, act, k, name, networks=4096), output=path, progress="off")
 
 
-# --- wishart version 2 (batches of networks) and wishart_v1 ---------------------------------
-@pytest.mark.parametrize("n, k", [(3, 3), (50, 2), (7, 4), (2, 3)])
-def test_bartlett_factor_against_scipy(n, k):
-    """A A^T of the batch passes ~ Wishart_k(n, I) (singular for n < k): v^T A A^T v ~
-    |v|^2 chi^2_n for fixed v (Kolmogorov-Smirnov, three directions), and the entries'
-    means and variances (E W = n I, Var W_ab = n (1 + [a = b])) within 5 standard errors."""
-    from mcsim.kernels import rng, wishart_batch
+# --- wishart version 3 (pairs), version 2 (batches of networks) and wishart_v1 -------------
+def _bartlett_draws(version, key, block, n, k, m):
+    """(m, f, k, k): A A^T of the factors f of streams (key, block, 0..m-1): version 2 one
+    factor per stream, version 3 two successive factors (the second from the first's kept
+    halves of the chi-squared and normal pairs)."""
+    from mcsim.kernels import wishart_batch, wishart_pairs
+    if version == 2:
+        W = np.empty((m, k, k))
+        wishart_batch.draw_bartlett_batch(key, block, n, W)
+        return W[:, None]
+    W = np.empty((m, 2, k, k))
+    wishart_pairs.draw_bartlett_pairs(key, block, n, W)
+    return W
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("n, k", [(3, 3), (50, 2), (7, 4), (2, 3), (1000, 3)])
+def test_bartlett_factor_against_scipy(n, k, version):
+    """A A^T ~ Wishart_k(n, I) (singular for n < k): v^T A A^T v ~ |v|^2 chi^2_n for fixed v
+    (Kolmogorov-Smirnov, three directions), and the entries' means and variances
+    (E W = n I, Var W_ab = n (1 + [a = b])) within 5 standard errors; version 3: for both
+    factors of a stream, and the two uncorrelated (every pair of entries, 5 standard
+    errors of a correlation: 1 / sqrt(m))."""
+    from mcsim.kernels import rng
     m = 40_192
-    W = np.empty((m, k, k))
-    wishart_batch.draw_bartlett_batch(rng.seed_key(31 + n), 2, n, W)
-    assert np.array_equal(W, np.transpose(W, (0, 2, 1)))
-    if n < k:
-        assert np.all(np.linalg.matrix_rank(W[:200]) == n)
-    for v in (np.eye(k)[0], np.eye(k)[k - 1], np.arange(1.0, k + 1)):
-        q = np.einsum("a,mab,b->m", v, W, v) / (v @ v)
-        assert stats.kstest(q, "chi2", args=(n,)).pvalue > 1e-4, v
-    mean, var = np.full((k, k), 0.0) + n * np.eye(k), n * (1.0 + np.eye(k))
-    z = np.abs(W.mean(0) - mean) / np.sqrt(var / m)
-    assert z.max() < 5, z
-    # var of an entry: its 4th moment about the mean has scale var^2 (3 var^2 for Gaussian-ish)
-    zv = np.abs(W.var(0) - var) / np.sqrt(W.var(0) ** 2 * 10 / m)
-    assert zv.max() < 5, zv
+    draws = _bartlett_draws(version, rng.seed_key(31 + n), 2, n, k, m)
+    for f in range(draws.shape[1]):
+        W = draws[:, f]
+        assert np.array_equal(W, np.transpose(W, (0, 2, 1)))
+        if n < k:
+            assert np.all(np.linalg.matrix_rank(W[:200]) == n)
+        for v in (np.eye(k)[0], np.eye(k)[k - 1], np.arange(1.0, k + 1)):
+            q = np.einsum("a,mab,b->m", v, W, v) / (v @ v)
+            assert stats.kstest(q, "chi2", args=(n,)).pvalue > 1e-4, (f, v)
+        mean, var = np.full((k, k), 0.0) + n * np.eye(k), n * (1.0 + np.eye(k))
+        z = np.abs(W.mean(0) - mean) / np.sqrt(var / m)
+        assert z.max() < 5, (f, z)
+        # var of an entry: its 4th moment about the mean has scale var^2 (3 var^2 for Gaussian-ish)
+        zv = np.abs(W.var(0) - var) / np.sqrt(W.var(0) ** 2 * 10 / m)
+        assert zv.max() < 5, (f, zv)
+    if version == 3:
+        iu = np.triu_indices(k)
+        a, b = draws[:, 0][:, iu[0], iu[1]], draws[:, 1][:, iu[0], iu[1]]
+        corr = np.corrcoef(a.T, b.T)[:len(iu[0]), len(iu[0]):]
+        assert np.abs(corr).max() * np.sqrt(m) < 5, corr
 
 
-@pytest.mark.parametrize("widths, k", [([300, 5, 40], 2), ([6, 2, 4], 3)])
-def test_wishart_batch_network_numbers_independent_of_batch_and_threads(widths, k):
+@pytest.mark.parametrize("module", ["wishart_batch", "wishart_pairs"])
+@pytest.mark.parametrize("widths, k", [([300, 5, 40], 2), ([6, 2, 4], 3), ([9, 3, 7, 5], 3)])
+def test_wishart_batch_network_numbers_independent_of_batch_and_threads(widths, k, module):
     """As for chi2: network numbers depend on (key, block, network) only (full batches and
-    two threads, one-network blocks, other block groupings); with n < k in one layer."""
-    from mcsim.kernels import rng, wishart_batch
+    two threads, one-network blocks, other block groupings); with n < k in one layer
+    (version 3, odd k: the chi-squared and normal pairs span layers)."""
+    import importlib
+    from mcsim.kernels import rng
+    kernels = importlib.import_module(f"mcsim.kernels.{module}")
     from mcsim.kernels.activations import LINEAR
     from mcsim.kernels.jit import set_threads
     key = rng.seed_key(23)
@@ -299,15 +330,15 @@ def test_wishart_batch_network_numbers_independent_of_batch_and_threads(widths, 
             np.full(len(widths), 1.3), np.full(len(widths), 0.1), LINEAR, 0.0)
     L1, m = len(widths) - 1, k * (k + 1) // 2
     wide = np.empty((7, 300, L1, m))
-    wishart_batch.sample_wishart(key, 3, 7, 300, *args, wide)
+    kernels.sample_wishart(key, 3, 7, 300, *args, wide)
     grouped = np.empty((7, 300, L1, m))
     set_threads(1)
     try:
         for lo, hi in ((0, 1), (1, 4), (4, 7)):
-            wishart_batch.sample_wishart(key, 3 + lo, hi - lo, 300, *args, grouped[lo:hi])
+            kernels.sample_wishart(key, 3 + lo, hi - lo, 300, *args, grouped[lo:hi])
         single = np.empty((7, 1, L1, m))
         for b in range(7):
-            wishart_batch.sample_wishart(key, 3 + b, 1, 1, *args, single[b:b + 1])
+            kernels.sample_wishart(key, 3 + b, 1, 1, *args, single[b:b + 1])
     finally:
         set_threads(None)
     assert np.array_equal(wide, grouped)
@@ -315,14 +346,15 @@ def test_wishart_batch_network_numbers_independent_of_batch_and_threads(widths, 
     assert np.all(np.isfinite(wide)) and len(np.unique(wide[:, :, -1, 1])) > 1000
 
 
-def test_wishart_keeps_repeated_inputs_bitwise_equal():
+@pytest.mark.parametrize("sampler", ["wishart", "wishart_v2"])
+def test_wishart_keeps_repeated_inputs_bitwise_equal(sampler):
     """Identical inputs 0 and 2 (a singular Ghat): their Ghat entries stay bitwise equal
     (psd_cholesky's repeated-row rule, lane by lane), and differ from input 1's."""
     from mcsim.samplers import make_sampler
     cfg = config_from_dict({
         "network": {"input_dim": 4, "widths": [5, 2, 40], "activation": "linear", "C_W": 1.1, "C_b": 0.05},
         "inputs": {"values": [INPUTS[0], INPUTS[1], INPUTS[0]]},
-        "ensemble": {"networks": 1024, "seed": 4, "sampler": "wishart", "block_size": 256},
+        "ensemble": {"networks": 1024, "seed": 4, "sampler": sampler, "block_size": 256},
         "output": {"statistics": ["metric"]}})
     out = np.empty((2, 256, 2, 6))
     make_sampler(cfg, ("gram",)).sample(0, 2, out)
@@ -364,11 +396,11 @@ def test_a_file_of_wishart_before_version_2_resumes_with_its_kernel_bitwise(tmp_
         assert f.attrs["sampler"] == "wishart_v1" and f.attrs["sampler_version"] == 1
     with pytest.raises(mcsim.errors.ResumeError, match="sampler"):
         mcsim.simulate(cfg_of(widths, "linear", 2, "wishart", networks=4096), output=path, progress="off")
-    # a new wishart file records version 2 and resumes as wishart
+    # a new wishart file records version 3 and resumes as wishart
     path2 = tmp_path / "new.h5"
     mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=1024), output=path2, progress="off")
     with h5py.File(path2, "r") as f:
-        assert f.attrs["sampler"] == "wishart" and f.attrs["sampler_version"] == 2
+        assert f.attrs["sampler"] == "wishart" and f.attrs["sampler_version"] == 3
     res = mcsim.simulate(cfg_of(widths, "linear", 2, "auto", networks=2048), output=path2, progress="off")
     assert res.config.ensemble.sampler == "wishart"
     assert np.array_equal(res.layer(3).vertex.mean, new.layer(3).vertex.mean)

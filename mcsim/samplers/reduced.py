@@ -6,8 +6,9 @@
               numbers per network (markov: O(n L)); version 3: the binomials of widths
               129..65536 from exact alias tables (``binomial_table``);
 - ``wishart`` linear activation, any number of inputs: a Wishart matrix per layer by the
-              Bartlett decomposition, O(L k^2) random numbers per network (version 2:
-              ``kernels.wishart_batch``, batches of networks).
+              Bartlett decomposition, O(L k^2) random numbers per network; version 3
+              (``kernels.wishart_pairs``): chi-squared and normal draws in pairs, half the
+              random numbers of version 2.
 
 - ``chi2_v2`` the ``chi2`` of version 2 (BTRS for every width above 128): never picked by
               "auto"; a file it wrote (``sampler = "chi2"``, ``sampler_version`` 2) reads
@@ -16,6 +17,8 @@
               random numbers): never picked by "auto"; a file it wrote (``sampler = "chi2"``
               without a ``sampler_version`` attribute) reads as ``chi2_v1`` and resumes
               and extends with it, bitwise.
+- ``wishart_v2`` the ``wishart`` of version 2 (``kernels.wishart_batch``, batches of
+              networks), kept for its files as ``chi2_v2``.
 - ``wishart_v1`` the ``wishart`` before its version 2 (``kernels.reduced.sample_wishart``,
               network by network), kept for its files in the same way.
 
@@ -122,7 +125,9 @@ class Chi2V1Sampler(Chi2Sampler):
 @register_sampler
 class WishartSampler(_Reduced):
     name = "wishart"
-    version = 2     # 1: network by network (now ``wishart_v1``); 2: batches of networks
+    # 1: network by network (now ``wishart_v1``); 2: batches of networks (now
+    # ``wishart_v2``); 3: chi-squared and normal draws in pairs
+    version = 3
     description = "linear activation, any k: Bartlett-decomposed Wishart per layer, O(L k^2) numbers"
     applies = "the linear activation (Gaussian weights)"
     auto_priority = 20
@@ -130,12 +135,25 @@ class WishartSampler(_Reduced):
     _kernel_name = "sample_wishart"
 
     def _load_kernel(self):
-        from ..kernels import wishart_batch
-        return wishart_batch.sample_wishart
+        from ..kernels import wishart_pairs
+        return wishart_pairs.sample_wishart
 
     @classmethod
     def exact_for(cls, cfg):
         return super().exact_for(cfg) and cfg.network.activation["name"] == "linear"
+
+
+@register_sampler
+class WishartV2Sampler(WishartSampler):
+    name = "wishart_v2"
+    version = 2
+    description = ("wishart version 2 (same law, other random numbers: no pairs): resumes "
+                   "and extends files written by it, bitwise")
+    auto_priority = None
+
+    def _load_kernel(self):
+        from ..kernels import wishart_batch
+        return wishart_batch.sample_wishart
 
 
 @register_sampler

@@ -73,7 +73,7 @@ register_quantity(Quantity(
     description="stochastic metric Ghat^(l)_ab = C_b + C_W/n_{l-1} sum_j sigma_{j;a} sigma_{j;b}, "
                 "packed pairs a <= b (lexicographic)",
     length=lambda cfg: n_pairs(cfg.k),
-    unpack=unpack_matrix, samplers=("markov", "dense", "chi2", "chi2_v2", "chi2_v1", "wishart", "wishart_v1")))
+    unpack=unpack_matrix, samplers=("markov", "dense", "chi2", "chi2_v2", "chi2_v1", "wishart", "wishart_v2", "wishart_v1")))
 
 # The same-unit fourth cumulant that non-Gaussian weight and bias laws add (zero for Gaussian
 # ones): given layer l-1, z_{i;a} = b_i + sum_j W_ij s_{j;a} (s = sigma(z^(l-1))) has the joint

@@ -162,7 +162,7 @@ def _sampler_of_version(name, version, path):
     """The registered sampler that makes the numbers of sampler ``name`` at the recorded
     ``sampler_version`` (none recorded: version 1, files before the attribute existed): the
     sampler itself, or the kept earlier version ``<name>_v<version>`` (``chi2_v1``,
-    ``chi2_v2``, ``wishart_v1``: mcsim.samplers.reduced)."""
+    ``chi2_v2``, ``wishart_v1``, ``wishart_v2``: mcsim.samplers.reduced)."""
     from ..samplers import SAMPLERS
     if name not in SAMPLERS:
         return name                     # (validated with the rest of the configuration)
