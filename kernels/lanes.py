@@ -201,4 +201,3 @@ def fma(typingctx, a, b, c):
                                             "llvm.fma.f64")
         return builder.call(fn, args)
     return sig, codegen
-
