@@ -21,7 +21,9 @@ What version 3 changes:
   layers (version 2 left the second normal of a layer's last counter unused).
 - The factor C, the product (C A)(C A)^T and the step to Ghat^(l+1) spell out their
   multiply-adds (``lanes.fma``; see ``chi2_alias`` on why); the places in ``out`` are
-  unsigned indices (no wraparound checks in the stores).
+  unsigned indices (no wraparound checks in the stores). For k <= 4 the factor and the step
+  of Bartlett layers run fused, one loop over the lanes each (``wishart_fused``), with the
+  bits of the passes here (``_cholesky_lanes``, ``_next_metric``; tested against them).
 
 Per layer at k = 2, n >= 2: 2.5 counters instead of 5; at k = 4: 7 instead of 11 (before
 retries, which are rare at large n). Counters are consumed in the order of the draws and
